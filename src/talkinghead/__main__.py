@@ -1,0 +1,3 @@
+from talkinghead.cli import main
+
+main()

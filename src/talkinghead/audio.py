@@ -1,0 +1,138 @@
+"""Stage 4, audio features: per video frame, from the 16 kHz waveform.
+
+Log-mel spectrum, loudness, speech-band (300-3000 Hz) loudness, spectral centroid of the
+speech band, pitch and voicing. Analysis runs on 25 ms windows every 10 ms; each video frame
+averages the windows whose centres fall inside it, so every stage agrees on frame k covering
+[k / fps, (k + 1) / fps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from talkinghead.load import SAMPLE_RATE, AudioClip
+
+N_MELS = 80
+WINDOW = 400  # samples: 25 ms at 16 kHz
+HOP = 160  # samples: 10 ms
+N_FFT = 512
+PITCH_WINDOW = 640  # samples: 40 ms, two periods of 50 Hz
+PITCH_RANGE = (60.0, 500.0)  # Hz
+VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak above which a window is voiced
+SPEECH_BAND = (300.0, 3000.0)  # Hz
+FLOOR_DB = -100.0
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    fps: float
+    mel: np.ndarray  # (T, 80) float32 log10 mel power
+    energy: np.ndarray  # (T,) float32 dB full-band RMS
+    speech_energy: np.ndarray  # (T,) float32 dB in SPEECH_BAND
+    centroid: np.ndarray  # (T,) float32 Hz, spectral centroid within SPEECH_BAND
+    pitch: np.ndarray  # (T,) float32 Hz, 0 where unvoiced
+    voicing: np.ndarray  # (T,) float32 in [0, 1], autocorrelation peak
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.energy.shape[0])
+
+
+def frame_count(duration: float, fps: float) -> int:
+    """Video frames for ``duration`` seconds: the nearest whole number, at least one."""
+    return max(1, round(duration * fps))
+
+
+def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = 16_000
+                   ) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale."""
+    def hz_to_mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    def mel_to_hz(m):
+        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
+
+    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2))
+    bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins - lower) / (centre - lower)
+    falling = (upper - bins) / (upper - centre)
+    return np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32)
+
+
+def _frames(samples: np.ndarray, size: int, hop: int) -> np.ndarray:
+    """(N, size) windows centred every ``hop`` samples, zero-padded at the ends."""
+    padded = np.pad(samples, (size // 2, size // 2 + hop))
+    n = 1 + (len(samples) - 1) // hop
+    index = np.arange(size)[None, :] + hop * np.arange(n)[:, None]
+    return padded[index]
+
+
+def _pitch(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pitch (Hz, 0 = unvoiced) and voicing per 10 ms window, by normalised autocorrelation."""
+    frames = _frames(samples, PITCH_WINDOW, HOP).astype(np.float64)
+    frames -= frames.mean(axis=1, keepdims=True)
+    spectrum = np.fft.rfft(frames * np.hanning(PITCH_WINDOW), n=2 * PITCH_WINDOW)
+    acf = np.fft.irfft(np.abs(spectrum) ** 2)[:, :PITCH_WINDOW]
+    window_acf = np.correlate(np.hanning(PITCH_WINDOW), np.hanning(PITCH_WINDOW), "full")
+    window_acf = window_acf[PITCH_WINDOW - 1 :] / window_acf[PITCH_WINDOW - 1]
+    acf = acf / np.maximum(acf[:, :1], 1e-12) / np.maximum(window_acf, 1e-3)
+    lo, hi = int(sample_rate / PITCH_RANGE[1]), int(sample_rate / PITCH_RANGE[0])
+    lag = lo + acf[:, lo:hi].argmax(axis=1)
+    peak = np.clip(acf[np.arange(len(lag)), lag], 0.0, 1.0)
+    loud = (frames**2).mean(axis=1) > 1e-7
+    voiced = (peak > VOICING_THRESHOLD) & loud
+    return np.where(voiced, sample_rate / lag, 0.0), np.where(loud, peak, 0.0)
+
+
+def _per_video_frame(values: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+    """Average 10 ms analysis values (N, ...) into video frames (n_frames, ...)."""
+    centres = np.arange(len(values)) * HOP / SAMPLE_RATE
+    owner = np.clip(np.floor(centres * fps).astype(np.int64), 0, n_frames - 1)
+    sums = np.zeros((n_frames,) + values.shape[1:], dtype=np.float64)
+    np.add.at(sums, owner, values)
+    counts = np.bincount(owner, minlength=n_frames).astype(np.float64)
+    counts = counts.reshape((-1,) + (1,) * (values.ndim - 1))
+    filled = counts[:, ...] > 0
+    out = np.where(filled, sums / np.maximum(counts, 1), 0.0)
+    if not filled.all():  # frames shorter than 10 ms (high fps) borrow the nearest window
+        nearest = np.clip(np.round((np.arange(n_frames) + 0.5) / fps * SAMPLE_RATE / HOP), 0,
+                          len(values) - 1).astype(np.int64)
+        out = np.where(filled, out, values[nearest])
+    return out
+
+
+def audio_features(clip: AudioClip, fps: float, n_frames: int | None = None) -> AudioFeatures:
+    """Features for ``n_frames`` video frames (default: as many as the clip lasts)."""
+    n = frame_count(clip.duration, fps) if n_frames is None else n_frames
+    x = clip.samples.astype(np.float64)
+    frames = _frames(x, WINDOW, HOP) * np.hanning(WINDOW)
+    power = np.abs(np.fft.rfft(frames, n=N_FFT)) ** 2 / WINDOW  # (N, 257)
+    freqs = np.fft.rfftfreq(N_FFT, 1.0 / clip.sample_rate)
+    band = (freqs >= SPEECH_BAND[0]) & (freqs <= SPEECH_BAND[1])
+    mel = np.log10(power @ mel_filterbank(sample_rate=clip.sample_rate).T + 1e-10)
+    band_power = power[:, band].sum(axis=1)
+    centroid = (power[:, band] * freqs[band]).sum(axis=1) / np.maximum(band_power, 1e-12)
+    pitch, voicing = _pitch(x, clip.sample_rate)
+    m = min(len(power), len(pitch))
+    per_frame = _per_video_frame(
+        np.column_stack([mel[:m], power[:m].sum(axis=1), band_power[:m], centroid[:m],
+                         voicing[:m]]), n, fps)
+    # Pitch is averaged over voiced windows only.
+    voiced_sum = _per_video_frame(np.column_stack([pitch[:m], pitch[:m] > 0]), n, fps)
+    mean_pitch = np.where(voiced_sum[:, 1] >= 0.5, voiced_sum[:, 0] / np.maximum(voiced_sum[:, 1], 1e-9), 0.0)
+
+    def db(p: np.ndarray) -> np.ndarray:
+        return np.maximum(10.0 * np.log10(np.maximum(p, 1e-30)), FLOOR_DB)
+
+    return AudioFeatures(
+        fps=fps,
+        mel=per_frame[:, :N_MELS].astype(np.float32),
+        energy=db(per_frame[:, N_MELS]).astype(np.float32),
+        speech_energy=db(per_frame[:, N_MELS + 1]).astype(np.float32),
+        centroid=per_frame[:, N_MELS + 2].astype(np.float32),
+        pitch=mean_pitch.astype(np.float32),
+        voicing=per_frame[:, N_MELS + 3].astype(np.float32),
+    )

@@ -1,0 +1,172 @@
+"""Command line: ``talkinghead render PHOTO AUDIO``. Thin: each command hands off to one
+library function; domain errors become one line on stderr and an exit code.
+
+Exit codes: 0 success, 1 internal failure, 2 bad input or usage, 130 interrupted.
+Results (the output path, or one JSON line with --json) go to stdout; progress bars,
+warnings and summaries go to stderr. torch and mediapipe are imported only when a command
+runs, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import typer
+
+from talkinghead import __version__
+
+app = typer.Typer(
+    name="talkinghead",
+    help="Turn one portrait photo and one speech recording into a talking-head video.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _guard(action: Callable[[], T], *, debug: bool) -> T:
+    """Run ``action``; turn failures into one line on stderr and the documented exit code."""
+    from talkinghead.errors import InputError, TalkingHeadError
+
+    try:
+        return action()
+    except KeyboardInterrupt:
+        _stderr("talkinghead: interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except InputError as exc:
+        if debug:
+            raise
+        _stderr(f"error: {exc}")
+        raise typer.Exit(EXIT_INPUT) from None
+    except TalkingHeadError as exc:
+        if debug:
+            raise
+        _stderr(f"error: {exc}")
+        raise typer.Exit(EXIT_INTERNAL) from None
+    except Exception as exc:  # anything else is our bug: say so briefly unless --debug
+        if debug:
+            raise
+        _stderr(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+class _RichProgress:
+    """The pipeline's Progress protocol drawn as Rich bars on stderr."""
+
+    LABELS = {"face": "Fitting face", "motion": "Generating motion",
+              "render": "Rendering + encoding"}
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._bars = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+                              MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                              console=Console(stderr=True), transient=False)
+        self._task: int | None = None
+
+    def __enter__(self) -> _RichProgress:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bars.stop()
+
+    def start(self, stage: str, total: int) -> None:
+        self._task = self._bars.add_task(self.LABELS.get(stage, stage), total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self._task is not None:
+            self._bars.advance(self._task, steps)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"talkinghead {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Turn one portrait photo and one speech recording into a talking-head video."""
+
+
+@app.command()
+def render(
+    photo: Annotated[Path, typer.Argument(help="Portrait photo (jpg, png, webp, ...).",
+                                          show_default=False)],
+    audio: Annotated[Path, typer.Argument(help="Speech (wav, flac, mp3, ogg, m4a, ...).",
+                                          show_default=False)],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Output .mp4 [default: <photo>_<audio>.mp4 here].",
+        show_default=False)] = None,
+    fps: Annotated[float, typer.Option(help="Frames per second.", min=1, max=120)] = 25.0,
+    size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels.",
+                                      min=64, max=2048)] = 512,
+    full_frame: Annotated[bool, typer.Option(
+        "--full-frame", help="Keep the photo's framing instead of a face-centred crop.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed: same inputs and seed, same video.")] = 0,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
+        help="Where to compute.")] = "auto",
+    motion: Annotated[Literal["baseline"], typer.Option(
+        help="Motion generator. 'baseline': rule-based (the diffusion generator is to come).",
+    )] = "baseline",
+    face: Annotated[int | None, typer.Option(
+        "--face", help="Which face when there are several: 0 = largest.", min=0,
+        show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result line.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Render PHOTO speaking AUDIO into an mp4 (H.264 + AAC)."""
+    if size % 2:
+        raise typer.BadParameter("must be even (H.264 needs even frame sides)", param_hint="--size")
+
+    def run():
+        from talkinghead.config import RenderConfig
+        from talkinghead.pipeline import default_output
+        from talkinghead.pipeline import render as render_video
+
+        config = RenderConfig(fps=fps, size=size, full_frame=full_frame, seed=seed,
+                              device=device, motion=motion, face_index=face)
+        out = (output or default_output(photo, audio)).expanduser().absolute()
+        if quiet:
+            return render_video(photo, audio, out, config, force=force, warn=_stderr)
+        with _RichProgress() as bars:
+            return render_video(photo, audio, out, config, force=force, progress=bars,
+                                warn=_stderr)
+
+    result = _guard(run, debug=debug)
+    if as_json:
+        print(json.dumps({
+            "output": str(result.output), "frames": result.frames, "fps": result.fps,
+            "width": result.width, "height": result.height,
+            "audio_seconds": round(result.audio_seconds, 3),
+            "seconds": round(result.seconds, 3), "render_fps": round(result.render_fps, 2),
+            "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+        }))
+    else:
+        print(result.output)
+        if not quiet:
+            _stderr(f"{result.frames} frames ({result.audio_seconds:.1f} s) in "
+                    f"{result.seconds:.1f} s: {result.render_fps:.1f} frames/s")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,32 @@
+"""Run configuration: the one home for defaults. The CLI fills it, the pipeline reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Device = Literal["cpu", "cuda", "auto"]
+MotionKind = Literal["baseline"]
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    fps: float = 25.0  # output frames per second
+    size: int = 512  # side of the face-centred square crop, pixels (ignored with full_frame)
+    full_frame: bool = False  # keep the photo's own framing instead of a face-centred crop
+    max_side: int = 1920  # full-frame outputs are scaled down to fit this, pixels
+    seed: int = 0  # one seed drives every random choice: same inputs + seed = same video
+    device: Device = "auto"  # torch device for motion and rendering
+    motion: MotionKind = "baseline"  # motion generator (the diffusion generator comes later)
+    face_index: int | None = None  # which face when several are found (0 = largest)
+    batch_size: int = 8  # frames rendered per batch
+    crf: int = 18  # x264 quality (lower is better, 18 is visually lossless)
+    min_face_px: int = 48  # faces narrower than this in the photo are refused, pixels
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.fps <= 120.0:
+            raise ValueError(f"fps must be between 1 and 120, got {self.fps}")
+        if not 64 <= self.size <= 2048:
+            raise ValueError(f"size must be between 64 and 2048, got {self.size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")

@@ -1,0 +1,149 @@
+"""Stage 3, encode: split the portrait into appearance and the source's own motion.
+
+Appearance is the output canvas (a face-centred square crop or the full frame), the face
+mesh on it, the person mask, the expression rig built from this face, and colours sampled
+from it. The source motion is the photo's own head pose, expression and gaze: generated
+motion is applied relative to it, so a photo taken mid-word or smiling still animates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from talkinghead.config import RenderConfig
+from talkinghead.face import Face
+from talkinghead.load import Portrait
+from talkinghead.models import facemesh as fm
+from talkinghead.models.rig import build_rig
+from talkinghead.motionspace import EXPRESSION_NAMES, MotionSequence, expression_index
+
+CROP_IODS = 4.2  # side of the face-centred crop, in inter-ocular distances
+CROP_DROP = 0.25  # crop centre below the mesh centre, inter-ocular distances
+OPEN_EYE_RATIO = 0.30  # eye opening / eye width of a relaxed open eye
+
+
+@dataclass(frozen=True)
+class Appearance:
+    image: np.ndarray  # (H, W, 3) uint8 canvas: the output frame when nothing moves
+    vertices: np.ndarray  # (478, 3) float32 canvas pixels; z in pixels, < 0 toward the camera
+    person: np.ndarray  # (H, W) float32 in [0, 1] person mask on the canvas
+    head: fm.HeadFrame  # the source head's frame on the canvas
+    rig: np.ndarray  # (E, 478, 3) float32 canvas pixels per unit of each coefficient
+    lip_rgb: np.ndarray  # (3,) float32 in [0, 1]: median lip colour
+    skin_rgb: np.ndarray  # (3,) float32 in [0, 1]: median cheek colour
+    placement: np.ndarray  # (2, 3) float64 affine: photo pixels -> canvas pixels
+
+
+def canvas_placement(image_shape: tuple[int, ...], landmarks: np.ndarray,
+                     config: RenderConfig) -> tuple[np.ndarray, tuple[int, int]]:
+    """Affine (2, 3) from photo to canvas pixels, and the canvas (width, height)."""
+    h, w = image_shape[:2]
+    if config.full_frame:
+        scale = min(1.0, config.max_side / max(h, w))
+        out_w, out_h = int(w * scale) // 2 * 2, int(h * scale) // 2 * 2
+        return np.array([[scale, 0, 0], [0, scale, 0]], dtype=np.float64), (out_w, out_h)
+    frame = fm.fit_head_frame(landmarks)
+    side = min(CROP_IODS * frame.iod, float(h), float(w))
+    centre = landmarks[: fm.N_SURFACE, :2].mean(axis=0) + CROP_DROP * frame.iod * frame.rotation[:2, 1]
+    x0 = float(np.clip(centre[0] - side / 2, 0, w - side))
+    y0 = float(np.clip(centre[1] - side / 2, 0, h - side))
+    scale = config.size / side
+    affine = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float64)
+    return affine, (config.size, config.size)
+
+
+def estimate_expression(vertices: np.ndarray, head: fm.HeadFrame, rig_jaw_drop: float) -> np.ndarray:
+    """(E,) the source's coefficients that the geometry tells directly: jaw and eyelids.
+
+    Others stay 0 (the source's own look is kept and motion adds to it).
+    """
+    v = head.to_head(vertices)
+    coeffs = np.zeros(len(EXPRESSION_NAMES), dtype=np.float32)
+    lip_gap = float(v[14, 1] - v[13, 1])
+    coeffs[expression_index("jawOpen")] = np.clip(lip_gap / max(rig_jaw_drop, 1e-6), 0.0, 1.0)
+    for side, upper, lower in (("Left", fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER),
+                               ("Right", fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)):
+        width = float(np.linalg.norm(v[upper[0], :2] - v[upper[-1], :2]))
+        opening = float(np.mean(v[list(lower[2:-2]), 1] - v[list(upper[2:-2]), 1]))
+        coeffs[expression_index(f"eyeBlink{side}")] = np.clip(
+            1.0 - opening / (OPEN_EYE_RATIO * width), 0.0, 0.9)
+    return coeffs
+
+
+def estimate_gaze(vertices: np.ndarray, head: fm.HeadFrame) -> np.ndarray:
+    """(2,) gaze yaw, pitch in degrees: iris centre offset within the eye, both eyes averaged."""
+    v = head.to_head(vertices)
+    angles = []
+    for iris, upper, lower in ((fm.LEFT_IRIS, fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER),
+                               (fm.RIGHT_IRIS, fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)):
+        corners = 0.5 * (v[upper[0]] + v[upper[-1]])
+        radius = 0.5 * float(np.linalg.norm(v[upper[0], :2] - v[upper[-1], :2]))
+        mid_y = 0.5 * (v[list(upper)].mean(axis=0)[1] + v[list(lower)].mean(axis=0)[1])
+        dx = (v[iris[0], 0] - corners[0]) / radius
+        dy = (v[iris[0], 1] - mid_y) / radius
+        angles.append([np.rad2deg(np.arcsin(np.clip(dx, -1, 1))),
+                       -np.rad2deg(np.arcsin(np.clip(dy, -1, 1)))])
+    return np.mean(angles, axis=0).astype(np.float32)
+
+
+def _median_colour(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    pixels = image[mask]
+    if len(pixels) < 4:
+        return image.reshape(-1, 3).mean(axis=0).astype(np.float32) / 255.0
+    return np.median(pixels, axis=0).astype(np.float32) / 255.0
+
+
+def _polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndarray:
+    mask = np.zeros(shape, dtype=np.uint8)
+    for poly in polygons:
+        cv2.fillPoly(mask, [np.round(poly[:, :2] * 4).astype(np.int32)], 1, shift=2)
+    return mask.astype(bool)
+
+
+def encode(portrait: Portrait, face: Face, config: RenderConfig) -> tuple[Appearance, MotionSequence]:
+    """The canvas with its face geometry and rig, and the source's motion (one frame)."""
+    affine, (out_w, out_h) = canvas_placement(portrait.image.shape, face.landmarks, config)
+    scale = float(affine[0, 0])
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    image = cv2.warpAffine(portrait.image, affine, (out_w, out_h), flags=interp,
+                           borderMode=cv2.BORDER_REPLICATE)
+    person = cv2.warpAffine(face.person, affine, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    vertices = face.landmarks.astype(np.float64).copy()
+    vertices[:, :2] = vertices[:, :2] @ affine[:, :2].T + affine[:, 2]
+    vertices[:, 2] *= scale
+    head = fm.fit_head_frame(vertices)
+
+    v_head = head.to_head(vertices)
+    rig_head = build_rig(v_head, np.zeros(len(EXPRESSION_NAMES), np.float32))
+    jaw_drop = float(rig_head[expression_index("jawOpen"), 14, 1])
+    source_expression = estimate_expression(vertices, head, jaw_drop)
+    rig_head = build_rig(v_head, source_expression)
+    rig = (rig_head @ head.rotation.T * head.iod).astype(np.float32)
+
+    v2 = vertices[:, :2]
+    lips = _polygon_mask((out_h, out_w), [v2[list(fm.LIPS_UPPER_OUTER + fm.LIPS_LOWER_OUTER[::-1])]])
+    lips &= ~_polygon_mask((out_h, out_w), [v2[list(fm.inner_lip_polygon())]])
+    cheeks = np.zeros((out_h, out_w), dtype=bool)
+    yy, xx = np.mgrid[0:out_h, 0:out_w]
+    for upper, corner in ((fm.LEFT_EYE_LOWER, fm.MOUTH_CORNER_LEFT),
+                          (fm.RIGHT_EYE_LOWER, fm.MOUTH_CORNER_RIGHT)):
+        centre = 0.5 * (v2[list(upper)].mean(axis=0) + v2[corner])
+        cheeks |= (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 < (0.12 * head.iod) ** 2
+
+    yaw, pitch, roll = head.angles
+    source = MotionSequence(
+        fps=config.fps,
+        pose=np.array([[yaw, pitch, roll, 0.0, 0.0, 1.0]], dtype=np.float32),
+        expression=source_expression[None],
+        gaze=estimate_gaze(vertices, head)[None],
+    )
+    appearance = Appearance(
+        image=image, vertices=vertices.astype(np.float32), person=person, head=head, rig=rig,
+        lip_rgb=_median_colour(image, lips), skin_rgb=_median_colour(image, cheeks),
+        placement=affine,
+    )
+    return appearance, source

@@ -1,0 +1,1 @@
+"""Face and motion models: pure geometry and networks, no file or device I/O."""

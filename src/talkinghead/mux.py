@@ -1,0 +1,182 @@
+"""Stage 7, mux: frames streamed to ffmpeg (H.264 yuv420p + AAC), written atomically.
+
+All ffmpeg use in talkinghead lives here and runs with argument lists and pipes, never a
+shell. The binary is $TALKINGHEAD_FFMPEG, else the one imageio-ffmpeg installs with pip, else
+``ffmpeg`` on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from talkinghead.errors import InputError, TalkingHeadError
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary to run."""
+    override = os.environ.get("TALKINGHEAD_FFMPEG")
+    if override:
+        if shutil.which(override) is None:
+            raise TalkingHeadError(f"TALKINGHEAD_FFMPEG={override} is not an executable")
+        return override
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        found = shutil.which("ffmpeg")
+        if found is None:
+            raise TalkingHeadError(
+                "ffmpeg not found: install imageio-ffmpeg (pip) or ffmpeg (apt), "
+                "or set TALKINGHEAD_FFMPEG"
+            ) from None
+        return found
+
+
+def decode_audio(path: Path, sample_rate: int) -> np.ndarray | None:
+    """Decode the first audio stream of any file ffmpeg reads to (S, C) float32 at
+    ``sample_rate``; None when ffmpeg finds no audio there."""
+    import ffmpeg
+
+    args = (
+        ffmpeg.input(str(path))
+        .output("pipe:", format="f32le", acodec="pcm_f32le", ar=sample_rate, map="0:a:0")
+        .global_args("-nostdin", "-hide_banner", "-nostats")
+        .compile(cmd=ffmpeg_exe())
+    )
+    proc = subprocess.run(args, capture_output=True, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        return None
+    channels = _output_channels(proc.stderr.decode(errors="replace"))
+    data = np.frombuffer(proc.stdout, dtype=np.float32)
+    usable = len(data) - len(data) % channels
+    return data[:usable].reshape(-1, channels).copy()
+
+
+_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "5.0": 5,
+                    "5.1": 6, "6.1": 7, "7.1": 8}
+
+
+def _output_channels(log: str) -> int:
+    """Channel count of the decoded stream, from ffmpeg's log (there is no ffprobe here)."""
+    lines = [line for line in log.splitlines() if "Audio: pcm_f32le" in line]
+    if lines:
+        for part in lines[-1].split(","):
+            part = part.strip()
+            match = re.fullmatch(r"(\d+) channels.*", part)
+            if match:
+                return int(match.group(1))
+            layout = part.split("(")[0]
+            if layout in _LAYOUT_CHANNELS:
+                return _LAYOUT_CHANNELS[layout]
+    return 1
+
+
+class VideoWriter:
+    """Streams RGB frames into an mp4 next to ``path`` and renames it into place on success.
+
+    Nothing appears at ``path`` unless every frame was written and ffmpeg succeeded: the
+    temporary file is removed on any error, KeyboardInterrupt included.
+    """
+
+    def __init__(self, path: Path, *, width: int, height: int, fps: float, audio: Path,
+                 audio_channels: int, crf: int = 18,
+                 metadata: Mapping[str, str] | None = None) -> None:
+        import ffmpeg
+
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 yuv420p needs even frame sides, got {width}x{height}")
+        self.path = path
+        self.width, self.height = width, height
+        self.frames_written = 0
+        self._tmp = _temporary_sibling(path)
+        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
+                             framerate=fps)
+        sound = ffmpeg.input(str(audio)).audio
+        meta = [f"{k}={v}" for k, v in (metadata or {}).items()]
+        out = ffmpeg.output(
+            video, sound, str(self._tmp), format="mp4", vcodec="libx264", pix_fmt="yuv420p",
+            crf=crf, preset="veryfast", acodec="aac", ac=min(audio_channels, 2),
+            movflags="+faststart", map_metadata=-1, fflags="+bitexact",
+            **{"flags:v": "+bitexact", "flags:a": "+bitexact"},
+            **({"metadata": meta} if meta else {}),
+        )
+        args = out.global_args("-nostdin", "-loglevel", "error", "-y").compile(cmd=ffmpeg_exe())
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=self._log)
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append (B, H, W, 3) uint8 frames."""
+        if frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"frames of shape {frames.shape} {frames.dtype} do not fit "
+                             f"{self.width}x{self.height} RGB uint8")
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
+        except BrokenPipeError:
+            raise self._failure() from None
+        self.frames_written += len(frames)
+
+    def close(self) -> None:
+        """Finish the file and move it to ``path``."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self._proc.wait() != 0:
+            raise self._failure()
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            raise InputError(self.path, f"cannot write output ({exc.strerror})") from None
+        finally:
+            self._log.close()
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete the partial file."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._tmp.unlink(missing_ok=True)
+        self._log.close()
+
+    def _failure(self) -> Exception:
+        self._proc.wait()
+        self._log.seek(0)
+        message = self._log.read().decode(errors="replace").strip().splitlines()
+        last = message[-1] if message else f"exit code {self._proc.returncode}"
+        if "No space left" in last:
+            return InputError(self.path, "no space left on the output's disk")
+        return TalkingHeadError(f"ffmpeg failed writing {self.path}: {last}")
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()
+
+
+def _temporary_sibling(path: Path) -> Path:
+    """A fresh, unused file name in the output's folder, so the final rename is atomic."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
+    os.close(fd)
+    return Path(name)

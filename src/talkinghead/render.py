@@ -1,0 +1,485 @@
+"""Stage 6, render: decode motion frames into images by a mesh-driven dense warp.
+
+How a frame is made (all batched in torch, on CPU or GPU):
+1. Coefficient changes against the source, times the rig, move the 478 mesh points.
+2. The mesh (eye and mouth holes filled with strips, so an eyelid squashes the eyeball
+   rather than folding over it) spreads the point motion over every face pixel by its
+   barycentric weights; outside the face the motion of the nearest point on the face outline
+   carries on, fading with distance and zero off the person.
+3. Each pixel, lifted to 3D with the mesh's depth, turns and moves with the head's pose
+   change, weighted by a head mask that is 1 on the head and hair, fades down the neck and
+   is 0 on the background: the background never moves and the body stays where it is.
+4. That forward motion field is inverted by fixed-point iteration into a backward warp,
+   and the photo is resampled with it (``grid_sample``).
+5. Where the lips part, a mouth interior is drawn (cavity, upper teeth fixed to the skull,
+   lower teeth moving with the jaw, tongue) in colours taken from the portrait.
+
+The ``Decoder`` protocol is what the pipeline needs from a renderer, so a learned decoder
+can take this one's place.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from talkinghead.encode import Appearance
+from talkinghead.models import facemesh as fm
+from talkinghead.motionspace import MotionSequence, expression_index
+
+EXTEND_SIGMA = 0.35  # fall-off of face motion beyond the face outline, inter-ocular distances
+NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter-ocular dist.
+INVERSION_STEPS = 4  # fixed-point iterations inverting the forward field
+UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distances
+LOWER_TEETH = 0.09
+TEETH_TUCK = 0.03  # how far the teeth reach up under the upper lip
+OVERBITE = 0.03  # lower incisors behind the upper ones when the jaw is shut
+TOOTH_WIDTHS = (0.085, 0.07, 0.06, 0.05, 0.045)  # centre outwards, inter-ocular distances
+TEETH_RGB = np.array([0.93, 0.90, 0.83], dtype=np.float32)
+
+
+class Decoder(Protocol):
+    """Turns motion into frames of the canvas."""
+
+    width: int
+    height: int
+
+    def render(self, motion: MotionSequence) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames for a batch of T motion frames."""
+        ...
+
+
+def _strip(upper: tuple[int, ...], lower: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """Triangles bridging two contours that share their end points."""
+    tris = []
+    for i in range(len(upper) - 1):
+        for tri in ((upper[i], upper[i + 1], lower[i + 1]), (upper[i], lower[i + 1], lower[i])):
+            if len(set(tri)) == 3:
+                tris.append(tri)
+    return tris
+
+
+def closed_mesh() -> np.ndarray:
+    """(F, 3) the surface triangles plus strips over both eyes and the mouth."""
+    extra = (_strip(fm.LIPS_UPPER_INNER, fm.LIPS_LOWER_INNER)
+             + _strip(fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER)
+             + _strip(fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER))
+    return np.concatenate([fm.triangles(), np.array(extra, dtype=np.int64)])
+
+
+def rasterize(vertices: np.ndarray, tris: np.ndarray, width: int, height: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest-triangle id per pixel (-1 = none) and its barycentric weights.
+
+    vertices: (V, 3) pixels (z < 0 toward the camera); returns (H, W) int64 and (H, W, 3)
+    float32. Pixel (i, j) is sampled at its centre (j + 0.5, i + 0.5). A z-buffer keeps the
+    nearest surface where a turned face overlaps itself.
+    """
+    tri_id = np.full((height, width), -1, dtype=np.int64)
+    bary = np.zeros((height, width, 3), dtype=np.float32)
+    depth = np.full((height, width), np.inf, dtype=np.float64)
+    for f, (a, b, c) in enumerate(tris):
+        pa, pb, pc = vertices[a], vertices[b], vertices[c]
+        x0 = max(int(np.floor(min(pa[0], pb[0], pc[0]) - 0.5)), 0)
+        x1 = min(int(np.ceil(max(pa[0], pb[0], pc[0]) - 0.5)), width - 1)
+        y0 = max(int(np.floor(min(pa[1], pb[1], pc[1]) - 0.5)), 0)
+        y1 = min(int(np.ceil(max(pa[1], pb[1], pc[1]) - 0.5)), height - 1)
+        if x1 < x0 or y1 < y0:
+            continue
+        det = (pb[1] - pc[1]) * (pa[0] - pc[0]) + (pc[0] - pb[0]) * (pa[1] - pc[1])
+        if abs(det) < 1e-9:
+            continue
+        ys, xs = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
+        px, py = xs + 0.5, ys + 0.5
+        wa = ((pb[1] - pc[1]) * (px - pc[0]) + (pc[0] - pb[0]) * (py - pc[1])) / det
+        wb = ((pc[1] - pa[1]) * (px - pc[0]) + (pa[0] - pc[0]) * (py - pc[1])) / det
+        wc = 1.0 - wa - wb
+        inside = (wa >= -1e-6) & (wb >= -1e-6) & (wc >= -1e-6)
+        z = wa * pa[2] + wb * pb[2] + wc * pc[2]
+        region = depth[y0 : y1 + 1, x0 : x1 + 1]
+        win = inside & (z < region)
+        region[win] = z[win]
+        tri_id[y0 : y1 + 1, x0 : x1 + 1][win] = f
+        bary[y0 : y1 + 1, x0 : x1 + 1][win] = np.stack([wa, wb, wc], axis=-1)[win]
+    return tri_id, bary
+
+
+def _project_to_polyline(points: np.ndarray, polygon: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For (N, 2) points, the nearest edge (index into the closed polygon), the position t in
+    [0, 1] along it, and the distance."""
+    a = polygon
+    b = np.roll(polygon, -1, axis=0)
+    ab = b - a  # (M, 2)
+    best_d = np.full(len(points), np.inf)
+    best_e = np.zeros(len(points), dtype=np.int64)
+    best_t = np.zeros(len(points))
+    for start in range(0, len(points), 65536):
+        p = points[start : start + 65536, None, :]  # (n, 1, 2)
+        t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+        d = np.linalg.norm(p - (a + t[..., None] * ab), axis=-1)  # (n, M)
+        e = d.argmin(axis=1)
+        rows = np.arange(len(e))
+        best_d[start : start + 65536] = d[rows, e]
+        best_e[start : start + 65536] = e
+        best_t[start : start + 65536] = t[rows, e]
+    return best_e, best_t, best_d
+
+
+def _smoothstep(lo: float, hi: float, x: np.ndarray | torch.Tensor):
+    if isinstance(x, torch.Tensor):
+        t = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+    else:
+        t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Batched 1-D linear interpolation: x (B, N), increasing xp (B, K), fp (B, K) -> (B, N)."""
+    idx = torch.searchsorted(xp.contiguous(), x.contiguous()).clamp(1, xp.shape[1] - 1)
+    x0, x1 = xp.gather(1, idx - 1), xp.gather(1, idx)
+    f0, f1 = fp.gather(1, idx - 1), fp.gather(1, idx)
+    t = ((x - x0) / (x1 - x0).clamp_min(1e-6)).clamp(0.0, 1.0)
+    return f0 + t * (f1 - f0)
+
+
+def _rotations(pose: torch.Tensor) -> torch.Tensor:
+    """(B, 6) poses -> (B, 3, 3) rotations, as ``facemesh.rotation_matrix``."""
+    y, p, r = (torch.deg2rad(pose[:, i]) for i in range(3))
+    one, zero = torch.ones_like(y), torch.zeros_like(y)
+    ry = torch.stack([torch.cos(y), zero, -torch.sin(y), zero, one, zero,
+                      torch.sin(y), zero, torch.cos(y)], 1).view(-1, 3, 3)
+    rx = torch.stack([one, zero, zero, zero, torch.cos(p), torch.sin(p),
+                      zero, -torch.sin(p), torch.cos(p)], 1).view(-1, 3, 3)
+    rz = torch.stack([torch.cos(r), -torch.sin(r), zero, torch.sin(r), torch.cos(r), zero,
+                      zero, zero, one], 1).view(-1, 3, 3)
+    return rz @ ry @ rx
+
+
+class MeshWarpRenderer:
+    """The geometric decoder. Build once per portrait, then ``render`` batches of motion."""
+
+    def __init__(self, appearance: Appearance, source: MotionSequence,
+                 device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.height, self.width = appearance.image.shape[:2]
+        h, w = self.height, self.width
+        head, v = appearance.head, appearance.vertices.astype(np.float64)
+        self.iod = head.iod
+        self._source = source
+
+        tris = closed_mesh()
+        tri_id, bary = rasterize(v, tris, w, h)
+        inside = tri_id >= 0
+
+        # Head weight: 1 on the face, the person's head and hair; fading down the neck.
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+        pix = np.stack([xx + 0.5, yy + 0.5], axis=-1)
+        down = head.rotation[:2, 1] / np.linalg.norm(head.rotation[:2, 1])
+        chin_drop = float(np.dot(v[fm.CHIN, :2] - head.centre[:2], down)) / self.iod
+        drop = ((pix - head.centre[:2]) @ down) / self.iod
+        neck = 1.0 - _smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
+        head_weight = np.maximum(inside.astype(np.float64), appearance.person * neck)
+        head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod)
+        head_weight = np.maximum(head_weight, inside)
+
+        # Where anything can move: the head, and face motion's reach beyond the outline.
+        oval = v[list(fm.FACE_OVAL), :2]
+        edge, t, dist = _project_to_polyline(pix.reshape(-1, 2), oval)
+        reach = dist.reshape(h, w) < 3.0 * EXTEND_SIGMA * self.iod
+        active = (head_weight > 1e-3) | inside | (reach & (appearance.person > 1e-3))
+        ys, xs = np.nonzero(active)
+        margin = int(np.ceil(0.05 * self.iod))
+        self.y0, self.y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, h)
+        self.x0, self.x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, w)
+        rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
+
+        # Per-pixel gather of point motion: 3 points and weights each.
+        ring = np.array(fm.FACE_OVAL)
+        a_idx = ring[edge].reshape(h, w)
+        b_idx = ring[(edge + 1) % len(ring)].reshape(h, w)
+        t = t.reshape(h, w)
+        fade = np.exp(-0.5 * (dist.reshape(h, w) / (EXTEND_SIGMA * self.iod)) ** 2) * appearance.person
+        idx = np.where(inside[..., None], tris[np.maximum(tri_id, 0)],
+                       np.stack([a_idx, b_idx, a_idx], axis=-1))
+        wt_motion = np.where(inside[..., None], bary,
+                             np.stack([(1 - t) * fade, t * fade, np.zeros_like(t)], axis=-1))
+        wt_depth = np.where(inside[..., None], bary, np.stack([1 - t, t, np.zeros_like(t)], axis=-1))
+        depth = (v[idx, 2] * wt_depth).sum(axis=-1)
+
+        dev = self.device
+        f32 = dict(device=dev, dtype=torch.float32)
+        self._idx = torch.as_tensor(idx[rect].reshape(-1, 3), device=dev)
+        self._wt = torch.as_tensor(wt_motion[rect].reshape(-1, 3), **f32)
+        points = np.stack([pix[..., 0], pix[..., 1], depth], axis=-1)[rect]
+        self._points = torch.as_tensor(points.reshape(-1, 3), **f32)  # (P, 3)
+        self._head_weight = torch.as_tensor(head_weight[rect].reshape(-1, 1), **f32)
+        self._vertices = torch.as_tensor(v, **f32)
+        self._rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
+        self._image = torch.as_tensor(appearance.image, **f32).permute(2, 0, 1)[None] / 255.0
+        self._canvas = torch.as_tensor(appearance.image, device=dev)  # (H, W, 3) uint8
+
+        # The head turns about the top of the neck, behind the ears at mouth level.
+        vh = head.to_head(v)
+        pivot_head = np.array([[0.5 * (vh[fm.CHEEK_RIGHT, 0] + vh[fm.CHEEK_LEFT, 0]),
+                                vh[fm.LIPS_UPPER_INNER[5], 1],
+                                0.5 * (vh[fm.CHEEK_RIGHT, 2] + vh[fm.CHEEK_LEFT, 2]) + 0.5]])
+        self._pivot = torch.as_tensor(head.to_image(pivot_head)[0], **f32)
+        self._source_rotation = torch.as_tensor(head.rotation, **f32)
+        self._source_pose = torch.as_tensor(source.pose[0], **f32)
+        self._source_expression = torch.as_tensor(source.expression[0], **f32)
+        self._jaw = expression_index("jawOpen")
+        self._upper_inner = torch.as_tensor(fm.LIPS_UPPER_INNER, device=dev)
+        self._lower_inner = torch.as_tensor(fm.LIPS_LOWER_INNER, device=dev)
+        self._mouth = _MouthPainter(appearance, self.device)
+
+    def _pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
+        rot = _rotations(pose) @ _rotations(self._source_pose[None]).transpose(1, 2)
+        scale = pose[:, 5] / self._source_pose[5]
+        shift = torch.zeros(pose.shape[0], 3, device=pose.device)
+        shift[:, :2] = (pose[:, 3:5] - self._source_pose[3:5]) * self.iod
+        return rot, scale, shift
+
+    def _move(self, points: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor,
+              shift: torch.Tensor) -> torch.Tensor:
+        """Rigidly move (B, N, 3) points with the head."""
+        rel = points - self._pivot
+        return self._pivot + scale[:, None, None] * (rel @ rot.transpose(1, 2)) + shift[:, None, :]
+
+    @torch.no_grad()
+    def render(self, motion: MotionSequence) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames."""
+        dev = self.device
+        pose = torch.as_tensor(motion.pose, device=dev)
+        expression = torch.as_tensor(motion.expression, device=dev)
+        b = pose.shape[0]
+        rot, scale, shift = self._pose_transform(pose)
+        point_motion = torch.einsum("be,evc->bvc", expression - self._source_expression, self._rig)
+
+        # Forward field over the active rectangle.
+        dense = (point_motion[:, self._idx] * self._wt[None, :, :, None]).sum(dim=2)  # (B, P, 3)
+        moved = self._points + dense
+        posed = self._move(moved, rot, scale, shift)
+        forward = dense[..., :2] + self._head_weight * (posed[..., :2] - moved[..., :2])
+        rh, rw = self.y1 - self.y0, self.x1 - self.x0
+        forward = forward.view(b, rh, rw, 2).permute(0, 3, 1, 2)  # (B, 2, h, w)
+
+        # Backward warp: u = -forward(y + u), solved by fixed-point iteration.
+        target = self._points[:, :2].view(1, rh, rw, 2)
+        u = -forward.permute(0, 2, 3, 1)
+        scale_xy = torch.tensor([2.0 / rw, 2.0 / rh], device=dev)
+        offset_xy = torch.tensor([self.x0, self.y0], device=dev, dtype=torch.float32)
+        for _ in range(INVERSION_STEPS - 1):
+            grid = (target + u - offset_xy) * scale_xy - 1.0
+            u = -F.grid_sample(forward, grid, mode="bilinear", padding_mode="zeros",
+                               align_corners=False).permute(0, 2, 3, 1)
+        source_xy = target + u
+        grid = source_xy * torch.tensor([2.0 / self.width, 2.0 / self.height], device=dev) - 1.0
+        warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
+                               padding_mode="border", align_corners=False)  # (B, 3, h, w)
+
+        # Teeth: the upper row is fixed to the skull, the lower row rides on the jaw.
+        vertices = self._move(self._vertices + point_motion, rot, scale, shift)
+        upper_line = self._vertices[self._upper_inner]
+        jaw_drop = expression[:, self._jaw, None, None] * self._rig[self._jaw, self._lower_inner]
+        upper_teeth = self._move(upper_line.expand(b, -1, -1), rot, scale, shift)
+        lower_teeth = self._move(upper_line + jaw_drop, rot, scale, shift)
+        photo_jaw = self._move(upper_line + self._source_expression[self._jaw]
+                               * self._rig[self._jaw, self._lower_inner], rot, scale, shift)
+        jaw_shift = (lower_teeth - photo_jaw)[..., :2].mean(dim=1)
+        warped = self._mouth.paint(warped, vertices, upper_teeth, lower_teeth, jaw_shift, scale,
+                                   (self.x0, self.y0))
+
+        frames = self._canvas.expand(b, -1, -1, -1).clone()
+        patch = (warped.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)
+        frames[:, self.y0 : self.y1, self.x0 : self.x1] = patch
+        return frames.cpu().numpy()
+
+
+class _MouthPainter:
+    """Draws the inside of the mouth where the target lips part."""
+
+    def __init__(self, appearance: Appearance, device: torch.device) -> None:
+        self.device = device
+        self.iod = appearance.head.iod
+        lip = appearance.lip_rgb.astype(np.float64)
+        skin = appearance.skin_rgb.astype(np.float64)
+        luma = lambda c: float(c @ np.array([0.299, 0.587, 0.114]))  # noqa: E731
+        chroma = float(np.ptp(skin)) + float(np.ptp(lip))
+        saturation = float(np.clip(chroma / 0.25, 0.0, 1.0))
+        teeth_luma = float(np.clip(0.35 + 0.75 * luma(skin), 0.55, 0.92))
+        base = TEETH_RGB / luma(TEETH_RGB)
+        cast = (skin / max(luma(skin), 1e-3)) ** 0.25
+        teeth = teeth_luma * (1.0 + saturation * (base * cast - 1.0))
+        gray = lambda c: np.full(3, luma(c))  # noqa: E731
+        lip_c = gray(lip) + saturation * (lip - gray(lip))
+        f32 = dict(device=device, dtype=torch.float32)
+        self.teeth = torch.as_tensor(teeth, **f32).view(1, 3, 1)
+        self.cavity = torch.as_tensor(0.2 * lip_c + 0.02, **f32).view(1, 3, 1)
+        self.tongue = torch.as_tensor(0.55 * lip_c + 0.05, **f32).view(1, 3, 1)
+        src = appearance.vertices
+        self.half_width = 0.5 * float(np.linalg.norm(src[fm.MOUTH_CORNER_LEFT, :2]
+                                                     - src[fm.MOUTH_CORNER_RIGHT, :2]))
+        self.polygon = torch.as_tensor(fm.inner_lip_polygon(), device=device)
+        self.upper = torch.as_tensor(fm.LIPS_UPPER_INNER, device=device)
+        self.lower = torch.as_tensor(fm.LIPS_LOWER_INNER, device=device)
+        edges = np.cumsum((0.0,) + TOOTH_WIDTHS) * self.iod
+        self.tooth_edges = torch.as_tensor(np.concatenate([-edges[:0:-1], edges]), **f32)
+
+        # The photo's own mouth interior, when it shows one (a smile with teeth, an open
+        # mouth), split at the middle of the opening: the upper half is fixed to the skull, the
+        # lower half rides on the jaw. Synthesis fills only what the photo never showed.
+        h, w = appearance.image.shape[:2]
+        upper_px = src[list(fm.LIPS_UPPER_INNER), :2].astype(np.float64)
+        lower_px = src[list(fm.LIPS_LOWER_INNER), :2].astype(np.float64)
+        self.has_interior = float((lower_px[:, 1] - upper_px[:, 1]).max()) > 1.5
+        self.source_upper = torch.as_tensor(upper_px, **f32)
+        if self.has_interior:
+            layers = np.zeros((2, h, w), dtype=np.float32)
+            middle = 0.5 * (upper_px + lower_px)
+            for layer, (top, bottom) in enumerate(((upper_px, middle), (middle, lower_px))):
+                polygon = np.concatenate([top, bottom[::-1]])
+                mask = np.zeros((h * 4, w * 4), dtype=np.uint8)
+                cv2.fillPoly(mask, [np.round(polygon * 4).astype(np.int32)], 255)
+                layers[layer] = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA) / 255.0
+            image = torch.as_tensor(appearance.image, **f32).permute(2, 0, 1) / 255.0
+            self.interior = torch.cat([image, torch.as_tensor(layers, **f32)])[None]  # (1, 5, H, W)
+
+    def paint(self, patch: torch.Tensor, vertices: torch.Tensor, upper_teeth: torch.Tensor,
+              lower_teeth: torch.Tensor, jaw_shift: torch.Tensor, scale: torch.Tensor,
+              origin: tuple[int, int]) -> torch.Tensor:
+        """Composite the mouth into (B, 3, h, w) ``patch`` whose top-left is canvas ``origin``.
+
+        vertices: (B, V, 3) the target mesh. upper_teeth, lower_teeth: (B, 11, 3) the line
+        each tooth row hangs from: the closed upper inner lip moved with the head, and the
+        same line moved further by the target's jaw opening. jaw_shift: (B, 2) pixels the
+        lower jaw moved against the photo's.
+        """
+        b, _, ph, pw = patch.shape
+        poly = vertices[:, self.polygon, :2]  # (B, K, 2)
+        lo = poly.amin(dim=(0, 1)) - 2.0
+        hi = poly.amax(dim=(0, 1)) + 2.0
+        x0 = int(max(np.floor(lo[0].item()) - origin[0], 0))
+        y0 = int(max(np.floor(lo[1].item()) - origin[1], 0))
+        x1 = int(min(np.ceil(hi[0].item()) - origin[0], pw))
+        y1 = int(min(np.ceil(hi[1].item()) - origin[1], ph))
+        if x1 <= x0 or y1 <= y0:
+            return patch
+        ys = torch.arange(y0, y1, device=self.device, dtype=torch.float32) + origin[1] + 0.5
+        xs = torch.arange(x0, x1, device=self.device, dtype=torch.float32) + origin[0] + 0.5
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        pts = torch.stack([gx, gy], dim=-1).view(1, -1, 2)  # (1, N, 2)
+
+        # Signed distance to the lip opening (negative inside), in pixels.
+        a, bb = poly, poly.roll(-1, dims=1)
+        ab = (bb - a)[:, None]  # (B, 1, K, 2)
+        ap = pts[:, :, None, :] - a[:, None]  # (B, N, K, 2)
+        t = ((ap * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-9)).clamp(0.0, 1.0)
+        dist = (ap - t[..., None] * ab).norm(dim=-1).amin(dim=2)  # (B, N)
+        crosses = ((a[:, None, :, 1] > pts[..., None, 1]) != (bb[:, None, :, 1] > pts[..., None, 1]))
+        x_cross = a[:, None, :, 0] + (pts[..., None, 1] - a[:, None, :, 1]) * (
+            (bb - a)[:, None, :, 0] / ((bb - a)[:, None, :, 1] + 1e-9))
+        inside = (crosses & (pts[..., None, 0] < x_cross)).sum(-1) % 2 == 1
+        signed = torch.where(inside, -dist, dist)
+        # One pixel beyond the opening is painted too: the backward warp is unreliable right
+        # at the lip seam, where the forward motion jumps.
+        alpha = (1.5 - signed).clamp(0.0, 1.0)  # (B, N)
+        if not bool((alpha > 0).any()):
+            return patch
+
+        # Mouth axes: across (subject's right to left) and down, from the moved head.
+        right = upper_teeth[:, -1, :2] - upper_teeth[:, 0, :2]
+        across = right / right.norm(dim=-1, keepdim=True)
+        down = torch.stack([-across[:, 1], across[:, 0]], dim=-1)
+        centre = 0.5 * (upper_teeth[:, -1, :2] + upper_teeth[:, 0, :2])
+        rel = pts - centre[:, None]
+        u = (rel * across[:, None]).sum(-1)  # (B, N) along the mouth, pixels
+        v = (rel * down[:, None]).sum(-1)  # (B, N) downward, pixels
+
+        def line(points: torch.Tensor) -> torch.Tensor:
+            """A lip contour as v(u), sampled at every pixel's u."""
+            r = points[..., :2] - centre[:, None]
+            pu, pv = (r * across[:, None]).sum(-1), (r * down[:, None]).sum(-1)
+            order = pu.argsort(dim=1)
+            return _interp(u, pu.gather(1, order), pv.gather(1, order))
+
+        unit = self.iod * scale[:, None]  # (B, 1) pixels per inter-ocular distance
+        upper_top = line(upper_teeth) - TEETH_TUCK * unit
+        upper_bottom = line(upper_teeth) + UPPER_TEETH * unit
+        lower_top = line(lower_teeth) + (UPPER_TEETH - OVERBITE) * unit
+        lower_bottom = lower_top + LOWER_TEETH * unit
+        span = self.half_width * scale[:, None]
+        lateral = (u.abs() / span).clamp(0.0, 1.5)
+
+        def band(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
+            """Anti-aliased coverage of the rows between two lines, over the tooth arch."""
+            inside_v = _smoothstep(-0.7, 0.7, v - top) * (1.0 - _smoothstep(-0.7, 0.7, v - bottom))
+            return inside_v * (1.0 - _smoothstep(0.7, 1.0, lateral))
+
+        # Teeth tips round off near each gap between teeth.
+        gaps = (u[..., None] / scale[:, None, None] - self.tooth_edges).abs().amin(-1)
+        tip_round = 0.008 * unit * (1.0 - _smoothstep(0.0, 0.015 * self.iod, gaps))
+        gap_shade = 0.8 + 0.2 * _smoothstep(0.0, 0.01 * self.iod, gaps)
+        falloff = (1.0 - 0.45 * lateral**2).clamp_min(0.25)
+
+        # Colour, back to front: cavity, tongue, lower teeth, upper teeth.
+        colour = self.cavity * (0.75 + 0.35 * lateral[:, None])  # (B, 3, N)
+        tongue_top = line(lower_teeth) - 0.05 * unit + 0.12 * unit * lateral**2
+        tongue = _smoothstep(-0.7, 0.7, v - tongue_top) * (1.0 - _smoothstep(0.8, 1.0, lateral))
+        shade_t = 0.6 + 0.4 * _smoothstep(0.0, 0.06, (v - tongue_top) / unit)
+        colour = colour + tongue[:, None] * (self.tongue * shade_t[:, None] - colour)
+        lower = band(lower_top + tip_round, lower_bottom)
+        lower_colour = self.teeth * (0.8 * falloff * gap_shade)[:, None]
+        colour = colour + lower[:, None] * (lower_colour - colour)
+        upper = band(upper_top, upper_bottom - tip_round)
+        upper_shade = falloff * gap_shade * (0.72 + 0.28 * _smoothstep(
+            0.0, 0.05, (v - upper_top) / unit - TEETH_TUCK))
+        colour = colour + upper[:, None] * (self.teeth * upper_shade[:, None] - colour)
+
+        # Shadow from the lips: a narrow opening is darker inside (synthesized parts only;
+        # the photo's own interior already has its light), and so is the rim.
+        gap = (line(vertices[:, self.lower]) - line(vertices[:, self.upper])).amax(1, keepdim=True)
+        alpha = alpha * _smoothstep(0.5, 2.0, gap)  # lips that touch show no mouth
+        colour = colour * (0.55 + 0.45 * _smoothstep(0.02, 0.2, gap / unit))[:, None]
+        if self.has_interior:
+            colour = self._photo_interior(colour, pts, upper_teeth, jaw_shift)
+        rim = 0.7 + 0.3 * _smoothstep(0.0, 0.025, (-signed) / unit)
+        colour = colour * rim[:, None]
+
+        h, w = y1 - y0, x1 - x0
+        colour = colour.view(b, 3, h, w)
+        kernel = torch.tensor([0.25, 0.5, 0.25], device=self.device)
+        kernel2 = (kernel[:, None] * kernel[None, :]).expand(3, 1, 3, 3)
+        colour = F.conv2d(F.pad(colour, (1, 1, 1, 1), mode="replicate"), kernel2, groups=3)
+        alpha = alpha.view(b, 1, h, w)
+        region = patch[:, :, y0:y1, x0:x1]
+        patch = patch.clone()
+        patch[:, :, y0:y1, x0:x1] = region * (1 - alpha) + colour * alpha
+        return patch
+
+    def _photo_interior(self, colour: torch.Tensor, pts: torch.Tensor, upper_teeth: torch.Tensor,
+                        jaw_shift: torch.Tensor) -> torch.Tensor:
+        """Lay the photo's own upper and lower mouth interior over the synthesized one."""
+        # Similarity (rotation, scale, shift) taking the moved upper lip line to the photo's,
+        # fitted in the complex plane: source = a * (target - mean_t) + mean_s.
+        target = torch.complex(upper_teeth[..., 0], upper_teeth[..., 1])  # (B, K)
+        source = torch.complex(self.source_upper[:, 0], self.source_upper[:, 1])[None]
+        mean_t, mean_s = target.mean(1, keepdim=True), source.mean(1, keepdim=True)
+        a = ((target - mean_t).conj() * (source - mean_s)).sum(1, keepdim=True) / (
+            (target - mean_t).abs().square().sum(1, keepdim=True).clamp_min(1e-9))
+        p = torch.complex(pts[..., 0], pts[..., 1])  # (1, N)
+        jaw = torch.complex(jaw_shift[:, 0], jaw_shift[:, 1])[:, None]
+        size = torch.tensor([self.interior.shape[3], self.interior.shape[2]], device=self.device)
+        for layer, shift in ((1, jaw), (0, torch.zeros_like(jaw))):  # lower first, upper on top
+            q = a * (p - shift - mean_t) + mean_s  # (B, N) photo positions
+            grid = torch.stack([q.real, q.imag], -1)[:, None] * (2.0 / size) - 1.0
+            sampled = F.grid_sample(self.interior.expand(len(q), -1, -1, -1), grid,
+                                    mode="bilinear", padding_mode="zeros", align_corners=False)
+            rgb, cover = sampled[:, :3, 0], sampled[:, 3 + layer : 4 + layer, 0]
+            colour = colour + cover * (rgb - colour)
+        return colour
