@@ -80,7 +80,12 @@ def _pitch(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarra
     window_acf = window_acf[PITCH_WINDOW - 1 :] / window_acf[PITCH_WINDOW - 1]
     acf = acf / np.maximum(acf[:, :1], 1e-12) / np.maximum(window_acf, 1e-3)
     lo, hi = int(sample_rate / PITCH_RANGE[1]), int(sample_rate / PITCH_RANGE[0])
-    lag = lo + acf[:, lo:hi].argmax(axis=1)
+    band = acf[:, lo - 1 : hi + 1]
+    local_max = (band[:, 1:-1] >= band[:, :-2]) & (band[:, 1:-1] >= band[:, 2:])
+    values = band[:, 1:-1]
+    best = values.max(axis=1, keepdims=True)
+    # Every multiple of the period peaks too: take the shortest lag that is nearly the best.
+    lag = lo + np.argmax(local_max & (values >= 0.9 * best), axis=1)
     peak = np.clip(acf[np.arange(len(lag)), lag], 0.0, 1.0)
     loud = (frames**2).mean(axis=1) > 1e-7
     voiced = (peak > VOICING_THRESHOLD) & loud
@@ -91,7 +96,7 @@ def _per_video_frame(values: np.ndarray, n_frames: int, fps: float) -> np.ndarra
     """Average 10 ms analysis values (N, ...) into video frames (n_frames, ...)."""
     centres = np.arange(len(values)) * HOP / SAMPLE_RATE
     owner = np.clip(np.floor(centres * fps).astype(np.int64), 0, n_frames - 1)
-    sums = np.zeros((n_frames,) + values.shape[1:], dtype=np.float64)
+    sums = np.zeros((n_frames, *values.shape[1:]), dtype=np.float64)
     np.add.at(sums, owner, values)
     counts = np.bincount(owner, minlength=n_frames).astype(np.float64)
     counts = counts.reshape((-1,) + (1,) * (values.ndim - 1))

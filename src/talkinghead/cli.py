@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 import typer
 
@@ -64,13 +64,19 @@ def _guard(action: Callable[[], T], *, debug: bool) -> T:
 class _RichProgress:
     """The pipeline's Progress protocol drawn as Rich bars on stderr."""
 
-    LABELS = {"face": "Fitting face", "motion": "Generating motion",
-              "render": "Rendering + encoding"}
+    LABELS: ClassVar[dict[str, str]] = {"face": "Fitting face", "motion": "Generating motion",
+                                        "render": "Rendering + encoding"}
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._bars = Progress(TextColumn("{task.description:<22}"), BarColumn(),
                               MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -10,16 +10,17 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import cv2
 import numpy as np
 
 from talkinghead.errors import InputError
 from talkinghead.load import Portrait
+from talkinghead.models import facemesh as fm
 
 MESH_INPUT_SIDE = 512  # the face is re-cropped to this square before fitting the mesh, pixels
-MAX_OUTSIDE = 0.10  # share of landmarks allowed outside the photo before it counts as cut off
+MAX_OUTSIDE = 0.10  # share of landmarks allowed outside the photo (eyes and lips: none)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def _solutions():  # the mediapipe.solutions module, imported quietly
     return solutions
 
 
-@lru_cache(maxsize=None)
+@cache
 def _detector(model: int):
     with _quiet_native_stderr():
         return _solutions().face_detection.FaceDetection(model_selection=model,
@@ -100,18 +101,14 @@ def detect_faces(image: np.ndarray) -> np.ndarray:
     return np.zeros((0, 4), dtype=np.float32)
 
 
-def fit_landmarks(image: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
-    """(478, 3) landmarks in pixels for the face in ``box`` (or the whole image), or None.
+def fit_landmarks(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """(478, 3) landmarks in pixels for the face in ``box``, or None.
 
     The face is cut out as a square twice the box's size and scaled to MESH_INPUT_SIDE, so the
     mesh sees one face at a useful size whatever the photo's resolution.
     """
-    h, w = image.shape[:2]
-    if box is None:
-        side, cx, cy = float(max(h, w)), w / 2.0, h / 2.0
-    else:
-        side = 2.0 * float(max(box[2] - box[0], box[3] - box[1]))
-        cx, cy = float(box[0] + box[2]) / 2.0, float(box[1] + box[3]) / 2.0
+    side = 2.0 * float(max(box[2] - box[0], box[3] - box[1]))
+    cx, cy = float(box[0] + box[2]) / 2.0, float(box[1] + box[3]) / 2.0
     scale = MESH_INPUT_SIDE / side
     x0, y0 = cx - side / 2.0, cy - side / 2.0
     affine = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]], dtype=np.float64)
@@ -147,18 +144,19 @@ def find_face(portrait: Portrait, *, face_index: int | None = None, min_face_px:
     image, path = portrait.image, portrait.path
     boxes = detect_faces(image)
     n = len(boxes)
-    if face_index is not None and face_index >= max(n, 1):
+    if face_index is not None and n and face_index >= n:
         raise InputError(path, f"--face {face_index} asked for, but the photo has "
                                f"{n} face{'s' if n != 1 else ''} (numbered from 0, largest first)")
     index = face_index or 0
     if n > 1 and face_index is None and warn is not None:
         warn(f"{path}: {n} faces found; animating the largest (use --face N to pick another, "
              f"0 = largest)")
-    landmarks = fit_landmarks(image, boxes[index] if n else None)
-    if landmarks is None and n:
-        landmarks = fit_landmarks(image, None) if n == 1 else None
-    if landmarks is None:
+    if n == 0:
         raise InputError(path, "no face found")
+    landmarks = fit_landmarks(image, boxes[index])
+    if landmarks is None:
+        raise InputError(path, f"face {index} was detected but its landmarks could not be fitted "
+                               "(is it turned away, covered or blurred?)")
     lo, hi = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
     box = np.concatenate([lo, hi]).astype(np.float32)
     width = float(hi[0] - lo[0])
@@ -168,7 +166,9 @@ def find_face(portrait: Portrait, *, face_index: int | None = None, min_face_px:
     h, w = image.shape[:2]
     inside = ((landmarks[:, 0] >= 0) & (landmarks[:, 0] < w) & (landmarks[:, 1] >= 0)
               & (landmarks[:, 1] < h))
-    if 1.0 - inside.mean() > MAX_OUTSIDE:
+    features = list(fm.LIPS_UPPER_OUTER + fm.LIPS_LOWER_OUTER + fm.LEFT_EYE_UPPER
+                    + fm.LEFT_EYE_LOWER + fm.RIGHT_EYE_UPPER + fm.RIGHT_EYE_LOWER)
+    if 1.0 - inside.mean() > MAX_OUTSIDE or not inside[features].all():
         raise InputError(path, "face is cut off by the edge of the photo")
     return Face(landmarks=landmarks, box=box, person=segment_person(image), index=index,
-                n_faces=max(n, 1))
+                n_faces=n)

@@ -7,12 +7,14 @@ shell. The binary is $TALKINGHEAD_FFMPEG, else the one imageio-ffmpeg installs w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -99,21 +101,29 @@ class VideoWriter:
         self.width, self.height = width, height
         self.frames_written = 0
         self._tmp = _temporary_sibling(path)
-        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
-                             framerate=fps)
-        sound = ffmpeg.input(str(audio)).audio
-        meta = [f"{k}={v}" for k, v in (metadata or {}).items()]
-        out = ffmpeg.output(
-            video, sound, str(self._tmp), format="mp4", vcodec="libx264", pix_fmt="yuv420p",
-            crf=crf, preset="veryfast", acodec="aac", ac=min(audio_channels, 2),
-            movflags="+faststart", map_metadata=-1, fflags="+bitexact",
-            **{"flags:v": "+bitexact", "flags:a": "+bitexact"},
-            **({"metadata": meta} if meta else {}),
-        )
-        args = out.global_args("-nostdin", "-loglevel", "error", "-y").compile(cmd=ffmpeg_exe())
-        self._log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._log)
+        try:  # an interrupt before __enter__ returns must not leave the temporary file
+            video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
+                                 s=f"{width}x{height}", framerate=fps)
+            sound = ffmpeg.input(str(audio)).audio
+            out = ffmpeg.output(
+                video, sound, str(self._tmp), format="mp4", vcodec="libx264",
+                pix_fmt="yuv420p", crf=crf, preset="veryfast", acodec="aac",
+                ac=min(audio_channels, 2), movflags="+faststart", map_metadata=-1,
+                fflags="+bitexact", **{"flags:v": "+bitexact", "flags:a": "+bitexact"},
+            )
+            args = out.global_args("-nostdin", "-loglevel", "error", "-y").compile(
+                cmd=ffmpeg_exe())
+            # ffmpeg-python cannot repeat an option; -metadata goes just before the output.
+            at = args.index(str(self._tmp))
+            for key, value in (metadata or {}).items():
+                args[at:at] = ["-metadata", f"{key}={value}"]
+                at += 2
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close or abort)
+            self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=self._log)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
 
     def write(self, frames: np.ndarray) -> None:
         """Append (B, H, W, 3) uint8 frames."""
@@ -130,10 +140,8 @@ class VideoWriter:
     def close(self) -> None:
         """Finish the file and move it to ``path``."""
         assert self._proc.stdin is not None
-        try:
+        with contextlib.suppress(BrokenPipeError):
             self._proc.stdin.close()
-        except BrokenPipeError:
-            pass
         if self._proc.wait() != 0:
             raise self._failure()
         try:
@@ -177,6 +185,82 @@ class VideoWriter:
 
 def _temporary_sibling(path: Path) -> Path:
     """A fresh, unused file name in the output's folder, so the final rename is atomic."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
+    except OSError as exc:
+        raise InputError(path, f"cannot write output ({exc.strerror})") from None
     os.close(fd)
     return Path(name)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration: float  # seconds, the container's
+    video_codec: str | None  # e.g. "h264"; None when there is no video stream
+    audio_codec: str | None  # e.g. "aac"; None when there is no audio stream
+    width: int  # pixels (0 without video)
+    height: int
+    fps: float  # frames per second (0 without video)
+    pixel_format: str | None  # e.g. "yuv420p"
+    metadata: dict[str, str]  # container tags
+
+
+def probe(path: Path) -> MediaInfo:
+    """Streams and duration of a media file, read from ffmpeg's banner (there is no ffprobe)."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                          capture_output=True, check=False)
+    log = proc.stderr.decode(errors="replace")
+    if "Invalid data found" in log or "No such file" in log or "Input #0" not in log:
+        raise InputError(path, "not a media file ffmpeg can read")
+    duration = 0.0
+    match = re.search(r"Duration: (\d+):(\d+):([\d.]+)", log)
+    if match:
+        h, m, s = match.groups()
+        duration = int(h) * 3600 + int(m) * 60 + float(s)
+    video = re.search(r"Stream #0:\d+.*?: Video: (\w+).*?, (\w+)(?:\([^)]*\))?, (\d+)x(\d+)", log)
+    fps_match = re.search(r"Stream #0:\d+.*?: Video: .*?, ([\d.]+) (?:fps|tbr)", log)
+    audio = re.search(r"Stream #0:\d+.*?: Audio: (\w+)", log)
+    metadata: dict[str, str] = {}
+    in_meta = False
+    for line in log.splitlines():
+        if line.strip() == "Metadata:" and not metadata and not in_meta:
+            in_meta = True
+            continue
+        if in_meta:
+            if ":" not in line or line.lstrip().startswith(("Duration", "Stream")):
+                break
+            key, value = line.split(":", 1)
+            metadata[key.strip()] = value.strip()
+    return MediaInfo(
+        duration=duration,
+        video_codec=video.group(1) if video else None,
+        audio_codec=audio.group(1) if audio else None,
+        width=int(video.group(3)) if video else 0,
+        height=int(video.group(4)) if video else 0,
+        fps=float(fps_match.group(1)) if fps_match else 0.0,
+        pixel_format=video.group(2) if video else None,
+        metadata=metadata,
+    )
+
+
+def read_frames(path: Path, width: int, height: int, batch: int = 16) -> Iterator[np.ndarray]:
+    """Decode a video as (B, H, W, 3) uint8 RGB batches, streamed (flat memory)."""
+    import ffmpeg
+
+    args = (ffmpeg.input(str(path)).output("pipe:", format="rawvideo", pix_fmt="rgb24",
+                                           map="0:v:0", fps_mode="passthrough")
+            .global_args("-nostdin", "-loglevel", "error").compile(cmd=ffmpeg_exe()))
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    size = width * height * 3
+    try:
+        while True:
+            data = proc.stdout.read(size * batch)
+            if not data:
+                break
+            n = len(data) // size
+            yield np.frombuffer(data[: n * size], np.uint8).reshape(n, height, width, 3)
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        proc.wait()

@@ -34,6 +34,7 @@ from talkinghead.motionspace import MotionSequence, expression_index
 EXTEND_SIGMA = 0.35  # fall-off of face motion beyond the face outline, inter-ocular distances
 NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter-ocular dist.
 INVERSION_STEPS = 4  # fixed-point iterations inverting the forward field
+BACKGROUND = 0.02  # person-mask values below this are background and never move
 UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distances
 LOWER_TEETH = 0.09
 TEETH_TUCK = 0.03  # how far the teeth reach up under the upper lip
@@ -183,15 +184,17 @@ class MeshWarpRenderer:
         chin_drop = float(np.dot(v[fm.CHIN, :2] - head.centre[:2], down)) / self.iod
         drop = ((pix - head.centre[:2]) @ down) / self.iod
         neck = 1.0 - _smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
-        head_weight = np.maximum(inside.astype(np.float64), appearance.person * neck)
-        head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod)
+        # Exactly zero on the background, so it never moves.
+        person = _smoothstep(BACKGROUND, 0.3, appearance.person.astype(np.float64))
+        head_weight = np.maximum(inside.astype(np.float64), person * neck)
+        head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod) * (person > 0)
         head_weight = np.maximum(head_weight, inside)
 
         # Where anything can move: the head, and face motion's reach beyond the outline.
         oval = v[list(fm.FACE_OVAL), :2]
         edge, t, dist = _project_to_polyline(pix.reshape(-1, 2), oval)
         reach = dist.reshape(h, w) < 3.0 * EXTEND_SIGMA * self.iod
-        active = (head_weight > 1e-3) | inside | (reach & (appearance.person > 1e-3))
+        active = (head_weight > 0) | inside | (reach & (person > 0))
         ys, xs = np.nonzero(active)
         margin = int(np.ceil(0.05 * self.iod))
         self.y0, self.y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, h)
@@ -203,7 +206,7 @@ class MeshWarpRenderer:
         a_idx = ring[edge].reshape(h, w)
         b_idx = ring[(edge + 1) % len(ring)].reshape(h, w)
         t = t.reshape(h, w)
-        fade = np.exp(-0.5 * (dist.reshape(h, w) / (EXTEND_SIGMA * self.iod)) ** 2) * appearance.person
+        fade = np.exp(-0.5 * (dist.reshape(h, w) / (EXTEND_SIGMA * self.iod)) ** 2) * person
         idx = np.where(inside[..., None], tris[np.maximum(tri_id, 0)],
                        np.stack([a_idx, b_idx, a_idx], axis=-1))
         wt_motion = np.where(inside[..., None], bary,
@@ -292,8 +295,12 @@ class MeshWarpRenderer:
         photo_jaw = self._move(upper_line + self._source_expression[self._jaw]
                                * self._rig[self._jaw, self._lower_inner], rot, scale, shift)
         jaw_shift = (lower_teeth - photo_jaw)[..., :2].mean(dim=1)
+        # The mouth is painted only as far as the lips moved from the photo's, so the photo's
+        # own mouth state renders exactly as the photo.
+        lips = self._mouth.polygon
+        lip_change = (vertices[:, lips, :2] - self._vertices[lips, :2]).norm(dim=-1).amax(dim=1)
         warped = self._mouth.paint(warped, vertices, upper_teeth, lower_teeth, jaw_shift, scale,
-                                   (self.x0, self.y0))
+                                   (self.x0, self.y0), _smoothstep(0.25, 1.5, lip_change))
 
         frames = self._canvas.expand(b, -1, -1, -1).clone()
         patch = (warped.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)
@@ -328,7 +335,7 @@ class _MouthPainter:
         self.polygon = torch.as_tensor(fm.inner_lip_polygon(), device=device)
         self.upper = torch.as_tensor(fm.LIPS_UPPER_INNER, device=device)
         self.lower = torch.as_tensor(fm.LIPS_LOWER_INNER, device=device)
-        edges = np.cumsum((0.0,) + TOOTH_WIDTHS) * self.iod
+        edges = np.cumsum((0.0, *TOOTH_WIDTHS)) * self.iod
         self.tooth_edges = torch.as_tensor(np.concatenate([-edges[:0:-1], edges]), **f32)
 
         # The photo's own mouth interior, when it shows one (a smile with teeth, an open
@@ -352,13 +359,13 @@ class _MouthPainter:
 
     def paint(self, patch: torch.Tensor, vertices: torch.Tensor, upper_teeth: torch.Tensor,
               lower_teeth: torch.Tensor, jaw_shift: torch.Tensor, scale: torch.Tensor,
-              origin: tuple[int, int]) -> torch.Tensor:
+              origin: tuple[int, int], strength: torch.Tensor) -> torch.Tensor:
         """Composite the mouth into (B, 3, h, w) ``patch`` whose top-left is canvas ``origin``.
 
         vertices: (B, V, 3) the target mesh. upper_teeth, lower_teeth: (B, 11, 3) the line
         each tooth row hangs from: the closed upper inner lip moved with the head, and the
         same line moved further by the target's jaw opening. jaw_shift: (B, 2) pixels the
-        lower jaw moved against the photo's.
+        lower jaw moved against the photo's. strength: (B,) in [0, 1], how much to paint.
         """
         b, _, ph, pw = patch.shape
         poly = vertices[:, self.polygon, :2]  # (B, K, 2)
@@ -444,7 +451,7 @@ class _MouthPainter:
         # Shadow from the lips: a narrow opening is darker inside (synthesized parts only;
         # the photo's own interior already has its light), and so is the rim.
         gap = (line(vertices[:, self.lower]) - line(vertices[:, self.upper])).amax(1, keepdim=True)
-        alpha = alpha * _smoothstep(0.5, 2.0, gap)  # lips that touch show no mouth
+        alpha = alpha * _smoothstep(0.5, 2.0, gap) * strength[:, None]  # touching lips: none
         colour = colour * (0.55 + 0.45 * _smoothstep(0.02, 0.2, gap / unit))[:, None]
         if self.has_interior:
             colour = self._photo_interior(colour, pts, upper_teeth, jaw_shift)

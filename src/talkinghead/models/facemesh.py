@@ -93,9 +93,10 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 def euler_angles(rotation: np.ndarray) -> tuple[float, float, float]:
     """Inverse of ``rotation_matrix``: (yaw, pitch, roll) in degrees."""
-    # R = Rz Ry Rx; R[2] = (sin y, -sin p cos y ... ) worked out from the matrices above.
+    # For R = Rz Ry Rx the bottom row is (sin y, -cos y sin p, cos y cos p) and the first
+    # column is (cos r cos y, sin r cos y, sin y).
     yaw = np.arcsin(np.clip(rotation[2, 0], -1.0, 1.0))
-    pitch = np.arctan2(rotation[2, 1], rotation[2, 2])
+    pitch = np.arctan2(-rotation[2, 1], rotation[2, 2])
     roll = np.arctan2(rotation[1, 0], rotation[0, 0])
     return float(np.rad2deg(yaw)), float(np.rad2deg(pitch)), float(np.rad2deg(roll))
 

@@ -1,0 +1,42 @@
+# talkinghead: `make demo` sets everything up and renders the example; `make test` runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.10 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: setup demo test test-fast lint bench examples clean
+
+setup: $(STAMP)
+
+# torch first, as the CPU build (a plain `torch` requirement would pull a multi-GB CUDA build);
+# mediapipe without its declared dependencies (numpy<2 and jax, which the face mesh does not
+# use); then the package itself with its test tools.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install --no-deps mediapipe==0.10.21
+	$(PIP) install -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	mkdir -p out
+	$(BIN)/talkinghead render examples/astronaut.png examples/speech.wav -o out/demo.mp4 --force
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check src tests bench examples
+
+bench: setup
+	$(BIN)/python bench/speed.py
+
+examples: setup
+	$(BIN)/python examples/make_examples.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

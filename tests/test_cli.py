@@ -1,0 +1,136 @@
+"""The command line as users and scripts meet it: exit codes, one-line errors, outputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from talkinghead.mux import decode_audio, probe, read_frames
+
+
+def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "talkinghead", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout, check=False)
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_help_is_quick_and_imports_no_heavy_module():
+    assert run("--help").returncode == 0
+    assert "render" in run("render", "--help").stdout
+    probe_imports = ("import sys, talkinghead.cli; "
+                     "print(sorted(m for m in ('torch', 'mediapipe', 'cv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe_imports], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+    assert run("--version").stdout.startswith("talkinghead ")
+
+
+@pytest.mark.parametrize("case", ["missing photo", "text photo", "no face", "empty audio",
+                                  "missing folder", "output is folder"])
+def test_bad_inputs_give_one_line_exit_2_and_no_output(tmp_path, photo, short_speech, case):
+    out = tmp_path / "out.mp4"
+    args = [str(photo), str(short_speech), "-o", str(out)]
+    needle = ""
+    if case == "missing photo":
+        args[0], needle = str(tmp_path / "nope.jpg"), "file not found"
+    elif case == "text photo":
+        (tmp_path / "t.jpg").write_text("hello")
+        args[0], needle = str(tmp_path / "t.jpg"), "not an image"
+    elif case == "no face":
+        Image.linear_gradient("L").convert("RGB").save(tmp_path / "g.png")
+        args[0], needle = str(tmp_path / "g.png"), "no face"
+    elif case == "empty audio":
+        (tmp_path / "e.wav").write_bytes(b"")
+        args[1], needle = str(tmp_path / "e.wav"), "empty"
+    elif case == "missing folder":
+        out = tmp_path / "no" / "out.mp4"
+        args[3], needle = str(out), "does not exist"
+    elif case == "output is folder":
+        out = tmp_path
+        args[3], needle = str(out), "is a folder"
+    proc = run("render", *args, "--quiet")
+    assert_clean_failure(proc, 2, needle, Path(args[0] if "photo" in case or case == "no face"
+                                               else args[1] if "audio" in case else args[3]).name)
+    assert not (out.is_file())
+    assert not [p for p in tmp_path.rglob(".*.part.mp4")]
+
+
+def test_existing_output_is_kept_without_force(tmp_path, photo, short_speech):
+    out = tmp_path / "mine.mp4"
+    out.write_bytes(b"my holiday video")
+    proc = run("render", str(photo), str(short_speech), "-o", str(out), "-q")
+    assert_clean_failure(proc, 2, "already exists", "--force")
+    assert out.read_bytes() == b"my holiday video"
+
+
+def test_usage_errors_exit_2(photo, short_speech):
+    assert run("render", str(photo), str(short_speech), "--size", "255").returncode == 2
+    assert run("render", str(photo), str(short_speech), "--fps", "0").returncode == 2
+    assert run("render", str(photo)).returncode == 2
+
+
+@pytest.mark.slow
+def test_render_end_to_end(tmp_path, photo, short_speech):
+    out = tmp_path / "talk.mp4"
+    proc = run("render", str(photo), str(short_speech), "-o", str(out), "--size", "256",
+               "--json", "--seed", "7")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["output"] == str(out) and result["frames"] == 40
+    info = probe(out)
+    assert (info.video_codec, info.audio_codec, info.pixel_format) == ("h264", "aac", "yuv420p")
+    assert (info.width, info.height) == (256, 256)
+    assert "talkinghead" in info.metadata.get("comment", "")
+    frames = np.concatenate(list(read_frames(out, 256, 256)))
+    audio_seconds = sf.info(short_speech).duration
+    assert abs(len(frames) / 25.0 - audio_seconds) <= 1 / 25.0
+    assert abs(len(decode_audio(out, 16_000)) / 16_000 - audio_seconds) < 0.05
+    # The mouth and eyes move; the top corners (background) do not.
+    motion = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(0, 3))
+    assert motion[150:200, 90:170].mean() > 4 * motion[:30, :30].mean() + 0.5
+    assert motion[:30, :30].mean() < 0.5
+
+
+@pytest.mark.slow
+def test_same_seed_same_video(tmp_path, photo, short_speech):
+    outs = []
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        out = tmp_path / f"{name}.mp4"
+        assert run("render", str(photo), str(short_speech), "-o", str(out), "--size", "128",
+                   "--seed", seed, "-q").returncode == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert outs[0] != outs[2]
+
+
+@pytest.mark.slow
+def test_ctrl_c_removes_the_partial_file(tmp_path, photo, speech):
+    out = tmp_path / "long.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "talkinghead", "render", str(photo),
+                             str(speech), "-o", str(out), "-q"], stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".*.part.mp4")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".*.part.mp4")), "the render never started writing"
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "interrupted" in err
+    assert list(tmp_path.iterdir()) == []

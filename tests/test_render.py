@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.face import detect_faces, fit_landmarks
+from talkinghead.models import facemesh as fm
+from talkinghead.motionspace import MotionSequence, expression_index
+from talkinghead.render import BACKGROUND, _rotations, closed_mesh, rasterize
+
+
+def _motion(source: MotionSequence, **changes: float) -> MotionSequence:
+    """The source motion with each named pose or expression channel changed by a delta."""
+    pose, expression = source.pose.copy(), source.expression.copy()
+    for name, delta in changes.items():
+        if name in ("yaw", "pitch", "roll", "scale"):
+            pose[0, ("yaw", "pitch", "roll", "tx", "ty", "scale").index(name)] += delta
+        else:
+            i = expression_index(name)
+            expression[0, i] = np.clip(expression[0, i] + delta, 0.0, 1.0)
+    return MotionSequence(source.fps, pose, expression, source.gaze.copy())
+
+
+def _refit(frame: np.ndarray) -> np.ndarray:
+    return fit_landmarks(frame, detect_faces(frame)[0])
+
+
+def test_torch_rotations_match_the_numpy_definition():
+    poses = torch.tensor([[10.0, -5.0, 3.0, 0, 0, 1], [-20.0, 12.0, -8.0, 0, 0, 1]])
+    for pose, rot in zip(poses, _rotations(poses), strict=True):
+        expected = fm.rotation_matrix(*pose[:3].tolist())
+        np.testing.assert_allclose(rot.numpy(), expected, atol=1e-6)
+
+
+def test_closed_mesh_fills_eyes_and_mouth(encoded):
+    appearance, _ = encoded
+    h, w = appearance.image.shape[:2]
+    tri_id, bary = rasterize(appearance.vertices, closed_mesh(), w, h)
+    for idx in (fm.inner_lip_polygon(), fm.eye_polygon("left"), fm.eye_polygon("right")):
+        x, y = appearance.vertices[list(idx), :2].mean(axis=0).astype(int)
+        assert tri_id[y, x] >= 0
+    inside = tri_id >= 0
+    np.testing.assert_allclose(bary[inside].sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_source_motion_reproduces_the_photo_exactly(encoded, renderer):
+    appearance, source = encoded
+    np.testing.assert_array_equal(renderer.render(source)[0], appearance.image)
+
+
+def test_jaw_open_opens_the_mouth_and_leaves_the_background(encoded, renderer):
+    appearance, source = encoded
+    frame = renderer.render(_motion(source, jawOpen=0.4))[0]
+    before, after = _refit(appearance.image), _refit(frame)
+    gap = lambda lm: lm[14, 1] - lm[13, 1]  # noqa: E731
+    assert gap(after) - gap(before) > 0.1 * appearance.head.iod
+    still = appearance.person < BACKGROUND
+    np.testing.assert_array_equal(frame[still], appearance.image[still])
+    eyes = list(fm.eye_polygon("left") + fm.eye_polygon("right"))
+    np.testing.assert_allclose(after[eyes, :2], before[eyes, :2], atol=0.03 * appearance.head.iod)
+
+
+def test_head_turn_is_seen_by_the_face_tracker(encoded, renderer):
+    appearance, source = encoded
+    yaw0 = fm.fit_head_frame(_refit(appearance.image)).angles[0]
+    for change in (-8.0, 8.0):
+        frame = renderer.render(_motion(source, yaw=change))[0]
+        yaw = fm.fit_head_frame(_refit(frame)).angles[0]
+        assert (yaw - yaw0) == pytest.approx(change, abs=0.4 * abs(change))
+        still = appearance.person < BACKGROUND
+        np.testing.assert_array_equal(frame[still], appearance.image[still])
+
+
+def test_blink_closes_the_eyes_and_not_the_mouth(encoded, renderer):
+    appearance, source = encoded
+    frame = renderer.render(_motion(source, eyeBlinkLeft=1.0, eyeBlinkRight=1.0))[0]
+    before, after = _refit(appearance.image), _refit(frame)
+
+    def opening(lm):
+        return np.mean(lm[list(fm.LEFT_EYE_LOWER[2:-2]), 1] - lm[list(fm.LEFT_EYE_UPPER[2:-2]), 1])
+
+    assert opening(after) < 0.5 * opening(before)
+    mouth = list(fm.inner_lip_polygon())
+    ys, xs = appearance.vertices[mouth, 1].astype(int), appearance.vertices[mouth, 0].astype(int)
+    np.testing.assert_array_equal(frame[ys, xs], appearance.image[ys, xs])
+
+
+def test_a_batch_renders_as_its_frames_do_alone(encoded, renderer):
+    _, source = encoded
+    frames = [_motion(source, jawOpen=0.3, yaw=4.0), _motion(source, eyeBlinkRight=0.7),
+              _motion(source, mouthSmileLeft=0.6, pitch=-3.0)]
+    batch = MotionSequence(25.0, *(np.concatenate([getattr(m, k) for m in frames])
+                                   for k in ("pose", "expression", "gaze")))
+    together = renderer.render(batch)
+    for i, motion in enumerate(frames):
+        alone = renderer.render(motion)[0]
+        assert np.abs(together[i].astype(int) - alone.astype(int)).max() <= 1
