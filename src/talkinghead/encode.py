@@ -23,6 +23,7 @@ from talkinghead.motionspace import EXPRESSION_NAMES, MotionSequence, expression
 CROP_IODS = 4.2  # side of the face-centred crop, in inter-ocular distances
 CROP_DROP = 0.25  # crop centre below the mesh centre, inter-ocular distances
 OPEN_EYE_RATIO = 0.30  # eye opening / eye width of a relaxed open eye
+PERSON_SMOOTHING = 0.03  # Gaussian blur of the person mask, inter-ocular distances
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,9 @@ def encode(portrait: Portrait, face: Face, config: RenderConfig) -> tuple[Appear
     vertices[:, :2] = vertices[:, :2] @ affine[:, :2].T + affine[:, 2]
     vertices[:, 2] *= scale
     head = fm.fit_head_frame(vertices)
+    # The segmenter works at 256 px: its edge is a staircase on a bigger canvas. Smoothed, it
+    # gives the moving head a soft silhouette instead of a serrated one.
+    person = cv2.GaussianBlur(person, (0, 0), PERSON_SMOOTHING * head.iod)
 
     v_head = head.to_head(vertices)
     rig_head = build_rig(v_head, np.zeros(len(EXPRESSION_NAMES), np.float32))
