@@ -22,6 +22,10 @@ import numpy as np
 
 from talkinghead.errors import InputError, TalkingHeadError
 
+# x264 speed preset: "superfast" leaves the 2 cores of a small machine to rendering; the
+# quality is set by the CRF, so a faster preset only makes the file somewhat larger.
+X264_PRESET = "superfast"
+
 
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary to run."""
@@ -107,7 +111,7 @@ class VideoWriter:
             sound = ffmpeg.input(str(audio)).audio
             out = ffmpeg.output(
                 video, sound, str(self._tmp), format="mp4", vcodec="libx264",
-                pix_fmt="yuv420p", crf=crf, preset="veryfast", acodec="aac",
+                pix_fmt="yuv420p", crf=crf, preset=X264_PRESET, acodec="aac",
                 ac=min(audio_channels, 2), movflags="+faststart", map_metadata=-1,
                 fflags="+bitexact", **{"flags:v": "+bitexact", "flags:a": "+bitexact"},
             )

@@ -34,6 +34,7 @@ from talkinghead.motionspace import MotionSequence, expression_index
 EXTEND_SIGMA = 0.35  # fall-off of face motion beyond the face outline, inter-ocular distances
 NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter-ocular dist.
 INVERSION_STEPS = 4  # fixed-point iterations inverting the forward field
+FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
 BACKGROUND = 0.02  # person-mask values below this are background and never move
 UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distances
 LOWER_TEETH = 0.09
@@ -171,42 +172,51 @@ class MeshWarpRenderer:
         h, w = self.height, self.width
         head, v = appearance.head, appearance.vertices.astype(np.float64)
         self.iod = head.iod
-        self._source = source
 
+        # The motion field is smooth (bar the lip seam, which the mouth painting covers), so it
+        # is built and inverted on a grid of FIELD_STRIDE-pixel cells, then refined once at
+        # full resolution. Cell (i, j) samples full-resolution point (s j + s/2, s i + s/2).
+        s = FIELD_STRIDE
+        hs, ws = h // s, w // s
         tris = closed_mesh()
-        tri_id, bary = rasterize(v, tris, w, h)
+        cells = v.copy()
+        cells[:, :2] /= s
+        tri_id, bary = rasterize(cells, tris, ws, hs)
         inside = tri_id >= 0
 
         # Head weight: 1 on the face, the person's head and hair; fading down the neck.
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-        pix = np.stack([xx + 0.5, yy + 0.5], axis=-1)
+        yy, xx = np.mgrid[0:hs, 0:ws].astype(np.float64)
+        pix = np.stack([xx + 0.5, yy + 0.5], axis=-1) * s  # (hs, ws, 2) full-resolution points
         down = head.rotation[:2, 1] / np.linalg.norm(head.rotation[:2, 1])
         chin_drop = float(np.dot(v[fm.CHIN, :2] - head.centre[:2], down)) / self.iod
         drop = ((pix - head.centre[:2]) @ down) / self.iod
         neck = 1.0 - _smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
         # Exactly zero on the background, so it never moves.
-        person = _smoothstep(BACKGROUND, 0.3, appearance.person.astype(np.float64))
+        person_full = cv2.resize(appearance.person.astype(np.float64), (ws, hs),
+                                 interpolation=cv2.INTER_AREA)
+        person = _smoothstep(BACKGROUND, 0.3, person_full)
         head_weight = np.maximum(inside.astype(np.float64), person * neck)
-        head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod) * (person > 0)
+        head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod / s) * (person > 0)
         head_weight = np.maximum(head_weight, inside)
 
         # Where anything can move: the head, and face motion's reach beyond the outline.
         oval = v[list(fm.FACE_OVAL), :2]
         edge, t, dist = _project_to_polyline(pix.reshape(-1, 2), oval)
-        reach = dist.reshape(h, w) < 3.0 * EXTEND_SIGMA * self.iod
+        reach = dist.reshape(hs, ws) < 3.0 * EXTEND_SIGMA * self.iod
         active = (head_weight > 0) | inside | (reach & (person > 0))
         ys, xs = np.nonzero(active)
-        margin = int(np.ceil(0.05 * self.iod))
-        self.y0, self.y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, h)
-        self.x0, self.x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, w)
-        rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
+        margin = int(np.ceil(0.05 * self.iod / s))
+        cy0, cy1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, hs)
+        cx0, cx1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, ws)
+        self.y0, self.y1, self.x0, self.x1 = cy0 * s, cy1 * s, cx0 * s, cx1 * s
+        rect = (slice(cy0, cy1), slice(cx0, cx1))
 
-        # Per-pixel gather of point motion: 3 points and weights each.
+        # Per-cell gather of point motion: 3 points and weights each.
         ring = np.array(fm.FACE_OVAL)
-        a_idx = ring[edge].reshape(h, w)
-        b_idx = ring[(edge + 1) % len(ring)].reshape(h, w)
-        t = t.reshape(h, w)
-        fade = np.exp(-0.5 * (dist.reshape(h, w) / (EXTEND_SIGMA * self.iod)) ** 2) * person
+        a_idx = ring[edge].reshape(hs, ws)
+        b_idx = ring[(edge + 1) % len(ring)].reshape(hs, ws)
+        t = t.reshape(hs, ws)
+        fade = np.exp(-0.5 * (dist.reshape(hs, ws) / (EXTEND_SIGMA * self.iod)) ** 2) * person
         idx = np.where(inside[..., None], tris[np.maximum(tri_id, 0)],
                        np.stack([a_idx, b_idx, a_idx], axis=-1))
         wt_motion = np.where(inside[..., None], bary,
@@ -216,11 +226,20 @@ class MeshWarpRenderer:
 
         dev = self.device
         f32 = dict(device=dev, dtype=torch.float32)
+        self._cells = (cy1 - cy0, cx1 - cx0)
         self._idx = torch.as_tensor(idx[rect].reshape(-1, 3), device=dev)
         self._wt = torch.as_tensor(wt_motion[rect].reshape(-1, 3), **f32)
         points = np.stack([pix[..., 0], pix[..., 1], depth], axis=-1)[rect]
-        self._points = torch.as_tensor(points.reshape(-1, 3), **f32)  # (P, 3)
+        self._points = torch.as_tensor(points.reshape(-1, 3), **f32)  # (P, 3) cell centres
         self._head_weight = torch.as_tensor(head_weight[rect].reshape(-1, 1), **f32)
+        gy, gx = torch.meshgrid(torch.arange(self.y0, self.y1, **f32) + 0.5,
+                                torch.arange(self.x0, self.x1, **f32) + 0.5, indexing="ij")
+        self._pixels = torch.stack([gx, gy], dim=-1)[None]  # (1, h, w, 2) full-resolution
+        # At full resolution the background is pinned exactly (cells straddle its edge).
+        full_rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
+        moving = (appearance.person[full_rect] >= BACKGROUND) | np.kron(
+            inside[rect], np.ones((s, s), dtype=bool))
+        self._moving = torch.as_tensor(moving[None, :, :, None], **f32)  # (1, h, w, 1)
         self._vertices = torch.as_tensor(v, **f32)
         self._rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
         self._image = torch.as_tensor(appearance.image, **f32).permute(2, 0, 1)[None] / 255.0
@@ -232,7 +251,6 @@ class MeshWarpRenderer:
                                 vh[fm.LIPS_UPPER_INNER[5], 1],
                                 0.5 * (vh[fm.CHEEK_RIGHT, 2] + vh[fm.CHEEK_LEFT, 2]) + 0.5]])
         self._pivot = torch.as_tensor(head.to_image(pivot_head)[0], **f32)
-        self._source_rotation = torch.as_tensor(head.rotation, **f32)
         self._source_pose = torch.as_tensor(source.pose[0], **f32)
         self._source_expression = torch.as_tensor(source.expression[0], **f32)
         self._jaw = expression_index("jawOpen")
@@ -270,17 +288,27 @@ class MeshWarpRenderer:
         posed = self._move(moved, rot, scale, shift)
         forward = dense[..., :2] + self._head_weight * (posed[..., :2] - moved[..., :2])
         rh, rw = self.y1 - self.y0, self.x1 - self.x0
-        forward = forward.view(b, rh, rw, 2).permute(0, 3, 1, 2)  # (B, 2, h, w)
+        ch, cw = self._cells
+        forward = forward.view(b, ch, cw, 2).permute(0, 3, 1, 2)  # (B, 2, ch, cw) pixels
 
-        # Backward warp: u = -forward(y + u), solved by fixed-point iteration.
-        target = self._points[:, :2].view(1, rh, rw, 2)
-        u = -forward.permute(0, 2, 3, 1)
+        # Backward warp: u = -forward(y + u), solved by fixed-point iteration on the cells,
+        # then once more at every pixel.
         scale_xy = torch.tensor([2.0 / rw, 2.0 / rh], device=dev)
         offset_xy = torch.tensor([self.x0, self.y0], device=dev, dtype=torch.float32)
-        for _ in range(INVERSION_STEPS - 1):
-            grid = (target + u - offset_xy) * scale_xy - 1.0
-            u = -F.grid_sample(forward, grid, mode="bilinear", padding_mode="zeros",
-                               align_corners=False).permute(0, 2, 3, 1)
+
+        def forward_at(points: torch.Tensor) -> torch.Tensor:
+            grid = (points - offset_xy) * scale_xy - 1.0
+            return F.grid_sample(forward, grid, mode="bilinear", padding_mode="zeros",
+                                 align_corners=False).permute(0, 2, 3, 1)
+
+        cells = self._points[:, :2].view(1, ch, cw, 2)
+        u = -forward.permute(0, 2, 3, 1)
+        for _ in range(INVERSION_STEPS - 2):
+            u = -forward_at(cells + u)
+        u = F.interpolate(u.permute(0, 3, 1, 2), size=(rh, rw), mode="bilinear",
+                          align_corners=False).permute(0, 2, 3, 1)
+        target = self._pixels
+        u = -forward_at(target + u) * self._moving
         source_xy = target + u
         grid = source_xy * torch.tensor([2.0 / self.width, 2.0 / self.height], device=dev) - 1.0
         warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
