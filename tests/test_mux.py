@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,9 @@ def test_written_video_has_h264_aac_and_every_frame(tmp_path, wav):
     audio = decode_audio(out, 16_000)
     assert abs(len(audio) / 16_000 - 1.0) < 0.05
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # like any new file, not private
 
 
 @pytest.mark.parametrize("failure", [RuntimeError, KeyboardInterrupt])

@@ -149,6 +149,7 @@ class VideoWriter:
         if self._proc.wait() != 0:
             raise self._failure()
         try:
+            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it private; files are not
             os.replace(self._tmp, self.path)
         except OSError as exc:
             raise InputError(self.path, f"cannot write output ({exc.strerror})") from None
@@ -185,6 +186,12 @@ class VideoWriter:
                 raise
         else:
             self.abort()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _temporary_sibling(path: Path) -> Path:
