@@ -33,6 +33,8 @@ from talkinghead.motionspace import MotionSequence, expression_index
 
 EXTEND_SIGMA = 0.35  # fall-off of face motion beyond the face outline, inter-ocular distances
 NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter-ocular dist.
+HEAD_EXTENT = (1.7, 2.4, 0.4)  # head half-width, height above its centre, fade (inter-ocular)
+EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocular distances
 INVERSION_STEPS = 4  # fixed-point iterations inverting the forward field
 FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
 BACKGROUND = 0.02  # person-mask values below this are background and never move
@@ -191,13 +193,23 @@ class MeshWarpRenderer:
         chin_drop = float(np.dot(v[fm.CHIN, :2] - head.centre[:2], down)) / self.iod
         drop = ((pix - head.centre[:2]) @ down) / self.iod
         neck = 1.0 - _smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
+        # The head moves within a head-sized ellipse: the segmenter sometimes counts logos or
+        # furniture near the head as "person".
+        across = np.array([down[1], -down[0]])
+        ex = ((pix - head.centre[:2]) @ across) / (HEAD_EXTENT[0] * self.iod)
+        ey = np.minimum(drop, 0.0) / HEAD_EXTENT[1]
+        neck *= 1.0 - _smoothstep(1.0, 1.0 + HEAD_EXTENT[2], np.hypot(ex, ey))
+        # Nothing moves at the canvas edge: there is nothing beyond it to bring into view.
+        edge_px = np.minimum(np.minimum(pix[..., 0], w - pix[..., 0]),
+                             np.minimum(pix[..., 1], h - pix[..., 1]))
+        border = _smoothstep(0.0, EDGE_FADE * self.iod, edge_px)
         # Exactly zero on the background, so it never moves.
         person_full = cv2.resize(appearance.person.astype(np.float64), (ws, hs),
                                  interpolation=cv2.INTER_AREA)
         person = _smoothstep(BACKGROUND, 0.3, person_full)
         head_weight = np.maximum(inside.astype(np.float64), person * neck)
         head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod / s) * (person > 0)
-        head_weight = np.maximum(head_weight, inside)
+        head_weight = np.maximum(head_weight, inside) * border
 
         # Where anything can move: the head, and face motion's reach beyond the outline.
         oval = v[list(fm.FACE_OVAL), :2]
@@ -216,7 +228,7 @@ class MeshWarpRenderer:
         a_idx = ring[edge].reshape(hs, ws)
         b_idx = ring[(edge + 1) % len(ring)].reshape(hs, ws)
         t = t.reshape(hs, ws)
-        fade = np.exp(-0.5 * (dist.reshape(hs, ws) / (EXTEND_SIGMA * self.iod)) ** 2) * person
+        fade = np.exp(-0.5 * (dist.reshape(hs, ws) / (EXTEND_SIGMA * self.iod)) ** 2) * person * border
         idx = np.where(inside[..., None], tris[np.maximum(tri_id, 0)],
                        np.stack([a_idx, b_idx, a_idx], axis=-1))
         wt_motion = np.where(inside[..., None], bary,
@@ -349,7 +361,7 @@ class _MouthPainter:
         saturation = float(np.clip(chroma / 0.25, 0.0, 1.0))
         teeth_luma = float(np.clip(0.35 + 0.75 * luma(skin), 0.55, 0.92))
         base = TEETH_RGB / luma(TEETH_RGB)
-        cast = (skin / max(luma(skin), 1e-3)) ** 0.25
+        cast = (skin / max(luma(skin), 1e-3)) ** 0.5  # teeth take the scene's light colour
         teeth = teeth_luma * (1.0 + saturation * (base * cast - 1.0))
         gray = lambda c: np.full(3, luma(c))  # noqa: E731
         lip_c = gray(lip) + saturation * (lip - gray(lip))
