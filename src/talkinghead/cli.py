@@ -10,6 +10,7 @@ runs, so ``--help`` is instant.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,9 +36,29 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _silence_native_stderr() -> None:
+    """Send native libraries' log lines (mediapipe's C++ core logs from worker threads, at
+    any moment) to /dev/null, while Python's own stderr (errors, progress bars) keeps the real
+    stream. Done once, at the CLI boundary only; --debug leaves stderr alone."""
+    if getattr(_silence_native_stderr, "done", False):
+        return
+    try:
+        python_stderr = os.fdopen(os.dup(2), "w", buffering=1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        return
+    sys.stderr = python_stderr
+    _silence_native_stderr.done = True  # type: ignore[attr-defined]
+
+
 def _guard(action: Callable[[], T], *, debug: bool) -> T:
     """Run ``action``; turn failures into one line on stderr and the documented exit code."""
     from talkinghead.errors import InputError, TalkingHeadError
+
+    if not debug:
+        _silence_native_stderr()
 
     try:
         return action()
@@ -172,6 +193,63 @@ def render(
         if not quiet:
             _stderr(f"{result.frames} frames ({result.audio_seconds:.1f} s) in "
                     f"{result.seconds:.1f} s: {result.render_fps:.1f} frames/s")
+
+
+_EVAL_ROWS = (
+    ("lip sync", [("corr_lag0", "mouth vs loudness, correlation at lag 0"),
+                  ("corr_best", "... at the best lag"), ("corr_best_lag_ms", "best lag, ms (< 0: mouth first)"),
+                  ("auc_lag0", "open vowels vs /p b m/, AUC at lag 0"), ("auc_best", "... at the best lag"),
+                  ("auc_best_lag_ms", "best lag, ms"), ("bilabial_closure", "/p b m/ with closed lips, share"),
+                  ("silence_ratio", "mouth opening in silence / in speech")]),
+    ("eyes", [("blinks_per_min", "blinks per minute"), ("blink_ms", "mean blink, ms"),
+              ("blinks_left", "blinks, left eye"), ("blinks_right", "blinks, right eye"),
+              ("gaze_yaw_mean", "gaze yaw, mean deg"), ("gaze_yaw_std", "gaze yaw, std deg"),
+              ("gaze_pitch_mean", "gaze pitch, mean deg"), ("gaze_pitch_std", "gaze pitch, std deg")]),
+    ("head", [("yaw_std", "yaw std, deg"), ("pitch_std", "pitch std, deg"), ("roll_std", "roll std, deg"),
+              ("delta_pose_deg", "rotation per frame, deg"), ("jitter", "jitter, inter-ocular units")]),
+    ("identity", [("shape_distance", "face shape vs photo, inter-ocular units"),
+                  ("colour_drift", "face colour vs photo, CIELAB"), ("face_ssim", "face SSIM vs photo")]),
+    ("video", [("frames", "frames"), ("fps", "frames per second"), ("width", "width"), ("height", "height"),
+               ("video_seconds", "video, s"), ("audio_seconds", "audio, s"),
+               ("av_offset_frames", "video - audio, frames"), ("face_frames", "frames with a face, share")]),
+)
+
+
+@app.command("eval")
+def eval_command(
+    video: Annotated[Path, typer.Argument(help="Video to measure (any format ffmpeg reads).",
+                                          show_default=False)],
+    audio: Annotated[Path | None, typer.Option(
+        help="Speech to measure lip sync against [default: the video's own sound].",
+        show_default=False)] = None,
+    source: Annotated[Path | None, typer.Option(
+        help="The photo the video was made from, for identity measures.",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Measure a talking-head video: lip sync, blinks, head motion, jitter, identity."""
+
+    def run():
+        from talkinghead.evaluate import evaluate
+
+        return evaluate(video, audio=audio, source=source)
+
+    report = _guard(run, debug=debug).as_dict()
+    if as_json:
+        print(json.dumps(report))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(video), show_header=False)
+    for group, rows in _EVAL_ROWS:
+        table.add_row(f"[bold]{group}[/bold]", "")
+        for key, label in rows:
+            value = report[key]
+            table.add_row(f"  {label}", "-" if value is None else f"{value:.4g}"
+                          if isinstance(value, float) else str(value))
+    Console().print(table)
 
 
 def main() -> None:

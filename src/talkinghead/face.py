@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -125,6 +125,29 @@ def fit_landmarks(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
     pts[:, 1] = pts[:, 1] / scale + y0
     pts[:, 2] = pts[:, 2] / scale
     return pts.astype(np.float32)
+
+
+def track_landmarks(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray | None]:
+    """(478, 3) landmarks in pixels for each video frame (None where no face), tracking one
+    face from frame to frame as mediapipe's video mode does."""
+    with _quiet_native_stderr():
+        mesh = _solutions().face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
+                                               refine_landmarks=True,
+                                               min_detection_confidence=0.5,
+                                               min_tracking_confidence=0.5)
+    try:
+        for frame in frames:
+            h, w = frame.shape[:2]
+            with _quiet_native_stderr():
+                result = mesh.process(np.ascontiguousarray(frame))
+            if not result.multi_face_landmarks:
+                yield None
+                continue
+            lm = result.multi_face_landmarks[0].landmark
+            pts = np.array([[p.x, p.y, p.z] for p in lm], dtype=np.float32)
+            yield pts * np.array([w, h, w], dtype=np.float32)
+    finally:
+        mesh.close()
 
 
 def segment_person(image: np.ndarray) -> np.ndarray:

@@ -39,9 +39,11 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 FOREHEAD_TOP, CHIN, NOSE_TIP = 10, 152, 1
 CHEEK_RIGHT, CHEEK_LEFT = 234, 454  # widest points of the face oval, beside the ears
 
-# Symmetric pairs (subject's right, subject's left) used for the head's x axis.
-_SYMMETRIC_PAIRS = ((33, 263), (133, 362), (234, 454), (61, 291), (127, 356), (93, 323),
-                    (70, 300), (105, 334))
+# Symmetric pairs (subject's right, subject's left) used for the head's x axis: points fixed
+# to the skull only (eye corners, the face outline beside the eyes and cheeks), so that smiles,
+# blinks and brow raises do not read as head turns.
+_SYMMETRIC_PAIRS = ((33, 263), (133, 362), (234, 454), (127, 356), (93, 323), (130, 359),
+                    (143, 372))
 # Midline points from forehead to chin, used for the head's y axis.
 _MIDLINE = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 164, 0, 17, 18, 200, 199, 175, 152)
 

@@ -176,7 +176,7 @@ def build_rig(head: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
         open_share = max(1.0 - float(src[f"eyeBlink{side}"]), 0.05)
         above = _contour_y(eye_upper, v[:, 0]) - v[:, 1]
         within = (np.abs(v[:, 0] - eye_centre[0]) < 0.45).astype(np.float64)
-        lid_skin = np.where(above >= -1e-6, np.exp(-0.5 * (np.clip(above, 0, None) / 0.12) ** 2),
+        lid_skin = np.where(above >= -1e-6, np.exp(-0.5 * (np.clip(above, 0, None) / 0.08) ** 2),
                             0.0) * within
         lower_skin = np.where(above < -1e-6, _gauss(v, eye_lower.mean(axis=0), 0.12), 0.0) * within
         for i in eyes[side][0][1:-1]:
