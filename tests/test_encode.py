@@ -15,7 +15,7 @@ def test_crop_is_face_centred_and_geometry_follows_it(portrait, face):
     appearance, source = encode(portrait, face, RenderConfig(size=256))
     assert appearance.image.shape == (256, 256, 3)
     nose = appearance.vertices[fm.NOSE_TIP, :2]
-    assert (0.3 * 256 < nose).all() and (nose < 0.7 * 256).all()
+    assert (nose > 0.3 * 256).all() and (nose < 0.7 * 256).all()
     expected = face.landmarks[:, :2] @ appearance.placement[:, :2].T + appearance.placement[:, 2]
     np.testing.assert_allclose(appearance.vertices[:, :2], expected, atol=1e-3)
     assert source.n_frames == 1 and source.pose[0, 5] == 1.0
@@ -33,7 +33,7 @@ def test_full_frame_keeps_the_photo_framing_with_even_sides(portrait):
 
 def test_the_jaw_estimate_reads_back_what_the_renderer_drew(encoded, renderer):
     """Encode a rendered frame: its estimated jawOpen rises with the jawOpen rendered."""
-    appearance, source = encoded
+    _appearance, source = encoded
     jaw = expression_index("jawOpen")
     estimates = []
     for target in (source.expression[0, jaw], 0.5, 0.8):

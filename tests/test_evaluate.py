@@ -64,7 +64,7 @@ def test_helpers_on_known_numbers():
 
 
 def test_a_still_video_scores_no_sync_no_motion_no_blinks(tmp_path, encoded, renderer, speech4):
-    appearance, source = encoded
+    _appearance, source = encoded
     n = 100
     video = _write(tmp_path / "still.mp4", renderer, _driven(source, n), speech4)
     report = evaluate(video, source=None)

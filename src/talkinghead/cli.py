@@ -197,9 +197,11 @@ def render(
 
 _EVAL_ROWS = (
     ("lip sync", [("corr_lag0", "mouth vs loudness, correlation at lag 0"),
-                  ("corr_best", "... at the best lag"), ("corr_best_lag_ms", "best lag, ms (< 0: mouth first)"),
-                  ("auc_lag0", "open vowels vs /p b m/, AUC at lag 0"), ("auc_best", "... at the best lag"),
-                  ("auc_best_lag_ms", "best lag, ms"), ("bilabial_closure", "/p b m/ with closed lips, share"),
+                  ("corr_best", "... at the best lag"),
+                  ("corr_best_lag_ms", "best lag, ms (< 0: mouth first)"),
+                  ("auc_lag0", "open vowels vs /p b m/, AUC at lag 0"),
+                  ("auc_best", "... at the best lag"), ("auc_best_lag_ms", "best lag, ms"),
+                  ("bilabial_closure", "/p b m/ with closed lips, share"),
                   ("silence_ratio", "mouth opening in silence / in speech")]),
     ("eyes", [("blinks_per_min", "blinks per minute"), ("blink_ms", "mean blink, ms"),
               ("blinks_left", "blinks, left eye"), ("blinks_right", "blinks, right eye"),

@@ -13,14 +13,14 @@ Conventions:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from talkinghead.audio import (BILABIALS, OPEN_VOWELS, audio_features, phone_track,
-                               recognize_phones)
+from talkinghead.audio import BILABIALS, OPEN_VOWELS, audio_features, phone_track, recognize_phones
 from talkinghead.encode import estimate_gaze
 from talkinghead.errors import InputError
 from talkinghead.face import find_face, track_landmarks
@@ -179,8 +179,7 @@ class _Identity:
         head = fm.fit_head_frame(face.landmarks)
         self.shape = head.to_head(face.landmarks)
         self.lab = self._mean_lab(portrait.image, face.landmarks)
-        self.shape_points = list(fm.FACE_OVAL + (168, 6, 197, 195, 5, 4, 1) + fm.LEFT_BROW
-                                 + fm.RIGHT_BROW)
+        self.shape_points = list((*fm.FACE_OVAL, 168, 6, 197, 195, 5, 4, 1, *fm.LEFT_BROW, *fm.RIGHT_BROW))
 
     @staticmethod
     def _mean_lab(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
@@ -248,7 +247,7 @@ def evaluate(video: Path, audio: Path | None = None, source: Path | None = None)
 
     angles = np.array([fm.euler_angles(r) if r is not None else (np.nan,) * 3 for r in poses])
     steps = [np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1, 1)))
-             for a, b in zip(poses[:-1], poses[1:], strict=True) if a is not None and b is not None]
+             for a, b in itertools.pairwise(poses) if a is not None and b is not None]
     pts = np.array(stable)
     second = np.linalg.norm(pts[2:] - 2 * pts[1:-1] + pts[:-2], axis=2).mean(axis=1)
     jitter = np.nanmean(second / np.array(iods)[1:-1]) if len(second) else 0.0
