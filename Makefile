@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint bench examples clean
+.PHONY: setup demo test test-fast lint bench bench-full reference examples clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,12 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/speed.py
+
+bench-full: setup
+	$(BIN)/python bench/speed.py --full
+
+reference: setup
+	$(BIN)/python bench/reference.py
 
 examples: setup
 	$(BIN)/python examples/make_examples.py

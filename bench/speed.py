@@ -1,10 +1,12 @@
 """Speed benchmark: end-to-end frames per second at 512x512 and where the time goes.
 
-    python bench/speed.py [--photo P] [--audio A] [--size 512] [--device cpu] [--out out/bench.json]
+    python bench/speed.py [--full] [--photo P] [--audio A] [--size 512] [--out out/bench.json]
 
-Prints per-stage seconds for a whole render of the example, the render stage alone in ms per
-frame, and the pure-ffmpeg encode rate of the same number of frames (the ceiling for
-end-to-end speed). Absolute times are noisy on shared machines: compare the ratios.
+Prints per-stage seconds for a whole render of the example, the first frame's latency, the
+render stage alone in ms per frame (on the CPU, and on the GPU when there is one), and the
+pure-ffmpeg encode rate of the same number of frames (the ceiling for end-to-end speed).
+Then peak memory and time per audio second for 10 s of speech, or with --full for 10, 60 and
+600 s (bench/scaling.py). Absolute times are noisy on shared machines: compare the ratios.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,8 +30,11 @@ from talkinghead.face import find_face
 from talkinghead.load import load_audio, load_portrait
 from talkinghead.motion import baseline_motion
 from talkinghead.mux import VideoWriter
-from talkinghead.pipeline import render, resolve_device
+from talkinghead.pipeline import render
 from talkinghead.render import MeshWarpRenderer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scaling import measure as measure_scaling
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +43,7 @@ def end_to_end(photo: Path, audio: Path, config: RenderConfig) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         result = render(photo, audio, Path(tmp) / "bench.mp4", config)
     return {"frames": result.frames, "seconds": result.seconds, "fps": result.render_fps,
-            "stage_seconds": result.stage_seconds,
+            "first_frame_seconds": result.first_frame_seconds, "stage_seconds": result.stage_seconds,
             "stage_ms_per_frame": {k: 1000 * v / result.frames
                                    for k, v in result.stage_seconds.items()}}
 
@@ -84,37 +90,49 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, default=ROOT / "examples" / "astronaut.png")
     parser.add_argument("--audio", type=Path, default=ROOT / "examples" / "speech.wav")
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--full", action="store_true", help="also 60 s and 600 s of audio")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench.json")
     args = parser.parse_args()
-    device = resolve_device(args.device)
-    config = RenderConfig(size=args.size, device=device)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    config = RenderConfig(size=args.size, device="cpu")
 
     e2e = end_to_end(args.photo, args.audio, config)
-    alone = render_only(args.photo, args.audio, config, device)
+    alone = {device: render_only(args.photo, args.audio, config, device) for device in devices}
     ceiling = encode_ceiling(args.audio, e2e["frames"], args.size, config.fps)
+    print(f"{e2e['frames']} frames at {args.size}x{args.size} "
+          f"({os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads)")
+    print(f"end to end      {e2e['fps']:7.1f} frames/s  ({e2e['seconds']:.2f} s, first frame after "
+          f"{e2e['first_frame_seconds']:.2f} s)")
+    for stage, ms in e2e["stage_ms_per_frame"].items():
+        print(f"  {stage:<13} {ms:7.2f} ms/frame  ({e2e['stage_seconds'][stage]:.2f} s)")
+    for device, row in alone.items():
+        print(f"render alone    {row['fps']:7.1f} frames/s on {device} ({row['ms_per_frame']:.2f} "
+              f"ms/frame, setup {row['setup_seconds']:.2f} s, first batch "
+              f"{row['first_batch_seconds']:.3f} s)")
+    print(f"encode alone    {ceiling['fps']:7.1f} frames/s  (the ceiling)")
+    ratios = {"end_to_end_over_encode_only": e2e["fps"] / ceiling["fps"],
+              "end_to_end_over_target_40fps": e2e["fps"] / 40.0}
+    print(f"ratio end-to-end / encode-only {ratios['end_to_end_over_encode_only']:.2f}; "
+          f"/ 40 fps target {ratios['end_to_end_over_target_40fps']:.2f}", flush=True)
+
+    scaling = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seconds in ([10.0, 60.0, 600.0] if args.full else [10.0]):
+            row = measure_scaling(seconds, args.size, Path(tmp))
+            scaling.append(row)
+            print(f"{seconds:6.0f} s audio  {row['seconds_per_audio_second']:.3f} s per audio s, "
+                  f"peak {row['peak_rss_mb']:.0f} MB, A/V drift {row['av_drift_frames']:+.2f} frames",
+                  flush=True)
+
     report = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "device": device,
-                    "gpu": torch.cuda.get_device_name() if device == "cuda" else None},
-        "size": args.size, "frames": e2e["frames"],
-        "end_to_end": e2e, "render_stage": alone, "encode_only": ceiling,
-        "ratios": {"end_to_end_over_encode_only": e2e["fps"] / ceiling["fps"],
-                   "end_to_end_over_target_40fps": e2e["fps"] / 40.0},
+                    "torch_threads": torch.get_num_threads(),
+                    "gpu": torch.cuda.get_device_name() if "cuda" in devices else None},
+        "size": args.size, "frames": e2e["frames"], "end_to_end": e2e, "render_stage": alone,
+        "encode_only": ceiling, "ratios": ratios, "scaling": scaling,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-
-    print(f"{e2e['frames']} frames at {args.size}x{args.size} on {device} "
-          f"({os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads)")
-    print(f"end to end      {e2e['fps']:7.1f} frames/s  ({e2e['seconds']:.2f} s)")
-    for stage, ms in e2e["stage_ms_per_frame"].items():
-        print(f"  {stage:<13} {ms:7.2f} ms/frame  ({e2e['stage_seconds'][stage]:.2f} s)")
-    print(f"render alone    {alone['fps']:7.1f} frames/s  ({alone['ms_per_frame']:.2f} ms/frame, "
-          f"setup {alone['setup_seconds']:.2f} s, first batch {alone['first_batch_seconds']:.3f} s)")
-    print(f"encode alone    {ceiling['fps']:7.1f} frames/s  (the ceiling)")
-    print(f"ratio end-to-end / encode-only {report['ratios']['end_to_end_over_encode_only']:.2f}; "
-          f"/ 40 fps target {report['ratios']['end_to_end_over_target_40fps']:.2f}")
     print(f"wrote {args.out}")
 
 

@@ -69,3 +69,18 @@ def test_blinks_at_a_human_rate_and_length():
     assert 8 <= len(starts) <= 40  # per minute
     lengths = [np.argmax(~closed[s + 1 :]) for s in starts[:-1]]
     assert 2 <= np.median(lengths) <= 8  # frames at 25 fps: about 80-320 ms
+
+
+def test_phones_close_the_lips_on_bilabials_even_in_loud_speech():
+    from dataclasses import replace
+
+    features = audio_features(_speechlike(), 25.0, phones=False)
+    loud = np.full(features.n_frames, features.speech_energy.max(), np.float32)
+    phones = np.full(features.n_frames, "AA", dtype=object)
+    phones[30:35] = "M"
+    phones[60:65] = "UW"
+    features = replace(features, speech_energy=loud, phones=phones)
+    motion = baseline_motion(features, _source(), seed=0)
+    jaw, funnel = motion.column("jawOpen"), motion.column("mouthFunnel")
+    assert jaw[31:34].max() < 0.2 * jaw[10:20].mean()
+    assert funnel[61:64].min() > 0.2 and funnel[10:20].max() < 0.05

@@ -186,6 +186,7 @@ def render(
             "width": result.width, "height": result.height,
             "audio_seconds": round(result.audio_seconds, 3),
             "seconds": round(result.seconds, 3), "render_fps": round(result.render_fps, 2),
+            "first_frame_seconds": round(result.first_frame_seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
         }))
     else:

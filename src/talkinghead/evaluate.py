@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talkinghead.audio import BILABIALS, OPEN_VOWELS, audio_features, phone_track, recognize_phones
+from talkinghead.audio import BILABIALS, OPEN_VOWELS, audio_features
 from talkinghead.encode import estimate_gaze
 from talkinghead.errors import InputError
 from talkinghead.face import find_face, track_landmarks
@@ -311,6 +311,7 @@ def _lip_sync(mouth: np.ndarray, clip: AudioClip, fps: float) -> dict:
         # still, so that noise and the tracker's settling cannot pass for lip sync.
         mouth = np.where(np.isfinite(mouth), np.nanmedian(mouth), np.nan)
     features = audio_features(clip, fps, n)
+    phones = features.phones
     level = features.speech_energy.astype(np.float64)
     loud = np.percentile(level, 95)
     envelope = np.maximum(level, loud - 50.0)
@@ -318,7 +319,6 @@ def _lip_sync(mouth: np.ndarray, clip: AudioClip, fps: float) -> dict:
     out["corr_lag0"], out["corr_best"], out["corr_lag"] = best_over_lags(
         lambda m: pearson(m, envelope), mouth, fps)
 
-    phones = phone_track(recognize_phones(clip), fps, n)
     vowel = np.array([p in OPEN_VOWELS for p in phones])
     bilabial = np.array([p in BILABIALS for p in phones])
     out["auc_lag0"], out["auc_best"], out["auc_lag"] = best_over_lags(
