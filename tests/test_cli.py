@@ -101,6 +101,11 @@ def test_render_end_to_end(tmp_path, photo, short_speech):
     audio_seconds = sf.info(short_speech).duration
     assert abs(len(frames) / 25.0 - audio_seconds) <= 1 / 25.0
     assert abs(len(decode_audio(out, 16_000)) / 16_000 - audio_seconds) < 0.05
+    measured = run("eval", str(out), "--source", str(photo), "--json")
+    assert measured.returncode == 0, measured.stderr
+    report = json.loads(measured.stdout)
+    assert report["frames"] == 40 and abs(report["av_offset_frames"]) <= 1.0
+    assert report["face_frames"] == 1.0 and report["face_ssim"] > 0.5
     # The mouth and eyes move; the top corners (background) do not.
     motion = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(0, 3))
     assert motion[150:200, 90:170].mean() > 4 * motion[:30, :30].mean() + 0.5
@@ -134,3 +139,11 @@ def test_ctrl_c_removes_the_partial_file(tmp_path, photo, speech):
     assert proc.returncode == 130
     assert "Traceback" not in err and "interrupted" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [None, b"this is not a video"])
+def test_eval_refuses_what_it_cannot_measure(tmp_path, content):
+    video = tmp_path / "clip.mp4"
+    if content is not None:
+        video.write_bytes(content)
+    assert_clean_failure(run("eval", str(video)), 2, "clip.mp4")

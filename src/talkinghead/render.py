@@ -335,10 +335,9 @@ class MeshWarpRenderer:
         photo_jaw = self._move(upper_line + self._source_expression[self._jaw]
                                * self._rig[self._jaw, self._lower_inner], rot, scale, shift)
         jaw_shift = (lower_teeth - photo_jaw)[..., :2].mean(dim=1)
-        # The mouth is painted only as far as the lips moved from the photo's, so the photo's
-        # own mouth state renders exactly as the photo.
-        lips = self._mouth.polygon
-        lip_change = (vertices[:, lips, :2] - self._vertices[lips, :2]).norm(dim=-1).amax(dim=1)
+        # The mouth is painted only as far as the lips changed shape from the photo's (head
+        # motion alone moves the photo's own mouth rigidly, which needs no painting).
+        lip_change = point_motion[:, self._mouth.polygon, :2].norm(dim=-1).amax(dim=1)
         warped = self._mouth.paint(warped, vertices, upper_teeth, lower_teeth, jaw_shift, scale,
                                    (self.x0, self.y0), _smoothstep(0.25, 1.5, lip_change))
 
