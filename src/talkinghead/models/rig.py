@@ -183,7 +183,7 @@ def build_rig(head: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
             lid_skin[i] = 1.0
         for i in eyes[side][1][1:-1]:
             lower_skin[i] = 1.0
-        bases[f"eyeBlink{side}"][:, 1] = (0.97 * lid_skin - 0.05 * lower_skin) * gap / open_share
+        bases[f"eyeBlink{side}"][:, 1] = (1.1 * lid_skin - 0.1 * lower_skin) * gap / open_share
         bases[f"eyeSquint{side}"][:, 1] = -0.25 * lower_skin * gap / open_share
         bases[f"eyeWide{side}"][:, 1] = -0.25 * lid_skin * gap / open_share
 
