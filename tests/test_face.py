@@ -67,3 +67,14 @@ def test_face_cut_by_the_edge_is_refused(portrait, face):
     cut = portrait.image[: (chin + nose) // 2]  # the bottom third of the face is gone
     with pytest.raises(InputError, match="cut off"):
         find_face(_with_image(np.ascontiguousarray(cut)))
+
+
+def test_a_missing_mediapipe_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.face import _solutions
+
+    monkeypatch.setitem(sys.modules, "mediapipe.python", None)
+    with pytest.raises(TalkingHeadError, match=r"--no-deps mediapipe==0\.10\.21"):
+        _solutions()

@@ -15,7 +15,7 @@ from functools import cache, lru_cache
 import cv2
 import numpy as np
 
-from talkinghead.errors import InputError
+from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.load import Portrait
 from talkinghead.models import facemesh as fm
 
@@ -53,8 +53,14 @@ def _quiet_native_stderr() -> Iterator[None]:
 def _solutions():  # the mediapipe.solutions module, imported quietly
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _quiet_native_stderr():
-        from mediapipe.python import solutions
+    try:
+        with _quiet_native_stderr():
+            from mediapipe.python import solutions
+    except ImportError:
+        raise TalkingHeadError(
+            "mediapipe is not installed: run `make setup`, or "
+            "`pip install --no-deps mediapipe==0.10.21` (see the README for why --no-deps)"
+        ) from None
     return solutions
 
 
