@@ -8,6 +8,7 @@ averages the windows whose centres fall inside it, so every stage agrees on fram
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,7 @@ PITCH_RANGE = (60.0, 500.0)  # Hz
 VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak above which a window is voiced
 SPEECH_BAND = (300.0, 3000.0)  # Hz
 FLOOR_DB = -100.0
+BLOCK = 4096  # analysis windows processed at a time (about 41 s of audio)
 
 
 @dataclass(frozen=True)
@@ -65,34 +67,40 @@ def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = 
     return np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32)
 
 
-def _frames(samples: np.ndarray, size: int, hop: int) -> np.ndarray:
-    """(N, size) windows centred every ``hop`` samples, zero-padded at the ends."""
+def _frames(samples: np.ndarray, size: int, hop: int) -> Iterator[np.ndarray]:
+    """Windows of ``size`` samples centred every ``hop`` samples (zero-padded at the ends),
+    in blocks of at most BLOCK windows: (n, size) arrays, so memory stays flat with length."""
     padded = np.pad(samples, (size // 2, size // 2 + hop))
     n = 1 + (len(samples) - 1) // hop
-    index = np.arange(size)[None, :] + hop * np.arange(n)[:, None]
-    return padded[index]
+    for start in range(0, n, BLOCK):
+        index = np.arange(size)[None, :] + hop * np.arange(start, min(start + BLOCK, n))[:, None]
+        yield padded[index]
 
 
 def _pitch(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Pitch (Hz, 0 = unvoiced) and voicing per 10 ms window, by normalised autocorrelation."""
-    frames = _frames(samples, PITCH_WINDOW, HOP).astype(np.float64)
-    frames -= frames.mean(axis=1, keepdims=True)
-    spectrum = np.fft.rfft(frames * np.hanning(PITCH_WINDOW), n=2 * PITCH_WINDOW)
-    acf = np.fft.irfft(np.abs(spectrum) ** 2)[:, :PITCH_WINDOW]
-    window_acf = np.correlate(np.hanning(PITCH_WINDOW), np.hanning(PITCH_WINDOW), "full")
-    window_acf = window_acf[PITCH_WINDOW - 1 :] / window_acf[PITCH_WINDOW - 1]
-    acf = acf / np.maximum(acf[:, :1], 1e-12) / np.maximum(window_acf, 1e-3)
+    window = np.hanning(PITCH_WINDOW)
+    window_acf = np.correlate(window, window, "full")[PITCH_WINDOW - 1 :]
+    window_acf = np.maximum(window_acf / window_acf[0], 1e-3)
     lo, hi = int(sample_rate / PITCH_RANGE[1]), int(sample_rate / PITCH_RANGE[0])
-    band = acf[:, lo - 1 : hi + 1]
-    local_max = (band[:, 1:-1] >= band[:, :-2]) & (band[:, 1:-1] >= band[:, 2:])
-    values = band[:, 1:-1]
-    best = values.max(axis=1, keepdims=True)
-    # Every multiple of the period peaks too: take the shortest lag that is nearly the best.
-    lag = lo + np.argmax(local_max & (values >= 0.9 * best), axis=1)
-    peak = np.clip(acf[np.arange(len(lag)), lag], 0.0, 1.0)
-    loud = (frames**2).mean(axis=1) > 1e-7
-    voiced = (peak > VOICING_THRESHOLD) & loud
-    return np.where(voiced, sample_rate / lag, 0.0), np.where(loud, peak, 0.0)
+    pitches, voicings = [], []
+    for frames in _frames(samples, PITCH_WINDOW, HOP):
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        spectrum = np.fft.rfft(frames * window, n=2 * PITCH_WINDOW)
+        acf = np.fft.irfft(np.abs(spectrum) ** 2)[:, :PITCH_WINDOW]
+        acf = acf / np.maximum(acf[:, :1], 1e-12) / window_acf
+        band = acf[:, lo - 1 : hi + 1]
+        local_max = (band[:, 1:-1] >= band[:, :-2]) & (band[:, 1:-1] >= band[:, 2:])
+        values = band[:, 1:-1]
+        best = values.max(axis=1, keepdims=True)
+        # Every multiple of the period peaks too: take the shortest lag that is nearly the best.
+        lag = lo + np.argmax(local_max & (values >= 0.9 * best), axis=1)
+        peak = np.clip(acf[np.arange(len(lag)), lag], 0.0, 1.0)
+        loud = (frames**2).mean(axis=1) > 1e-7
+        voiced = (peak > VOICING_THRESHOLD) & loud
+        pitches.append(np.where(voiced, sample_rate / lag, 0.0))
+        voicings.append(np.where(loud, peak, 0.0))
+    return np.concatenate(pitches), np.concatenate(voicings)
 
 
 def _per_video_frame(values: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
@@ -118,18 +126,20 @@ def audio_features(clip: AudioClip, fps: float, n_frames: int | None = None, *,
     ``phones`` the pocketsphinx phone track too (about 0.06 s per second of audio)."""
     n = frame_count(clip.duration, fps) if n_frames is None else n_frames
     x = clip.samples.astype(np.float64)
-    frames = _frames(x, WINDOW, HOP) * np.hanning(WINDOW)
-    power = np.abs(np.fft.rfft(frames, n=N_FFT)) ** 2 / WINDOW  # (N, 257)
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / clip.sample_rate)
     band = (freqs >= SPEECH_BAND[0]) & (freqs <= SPEECH_BAND[1])
-    mel = np.log10(power @ mel_filterbank(sample_rate=clip.sample_rate).T + 1e-10)
-    band_power = power[:, band].sum(axis=1)
-    centroid = (power[:, band] * freqs[band]).sum(axis=1) / np.maximum(band_power, 1e-12)
+    bank = mel_filterbank(sample_rate=clip.sample_rate).T
+    blocks = []
+    for frames in _frames(x, WINDOW, HOP):
+        power = np.abs(np.fft.rfft(frames * np.hanning(WINDOW), n=N_FFT)) ** 2 / WINDOW
+        band_power = power[:, band].sum(axis=1)
+        centroid = (power[:, band] * freqs[band]).sum(axis=1) / np.maximum(band_power, 1e-12)
+        blocks.append(np.column_stack([np.log10(power @ bank + 1e-10), power.sum(axis=1),
+                                       band_power, centroid]))
+    windows = np.concatenate(blocks)  # (N, 80 + 3) per 10 ms window
     pitch, voicing = _pitch(x, clip.sample_rate)
-    m = min(len(power), len(pitch))
-    per_frame = _per_video_frame(
-        np.column_stack([mel[:m], power[:m].sum(axis=1), band_power[:m], centroid[:m],
-                         voicing[:m]]), n, fps)
+    m = min(len(windows), len(pitch))
+    per_frame = _per_video_frame(np.column_stack([windows[:m], voicing[:m]]), n, fps)
     # Pitch is averaged over voiced windows only.
     voiced_sum = _per_video_frame(np.column_stack([pitch[:m], pitch[:m] > 0]), n, fps)
     mean_pitch = np.where(voiced_sum[:, 1] >= 0.5, voiced_sum[:, 0] / np.maximum(voiced_sum[:, 1], 1e-9), 0.0)
