@@ -85,7 +85,8 @@ def _guard(action: Callable[[], T], *, debug: bool) -> T:
 class _RichProgress:
     """The pipeline's Progress protocol drawn as Rich bars on stderr."""
 
-    LABELS: ClassVar[dict[str, str]] = {"face": "Fitting face", "motion": "Generating motion",
+    LABELS: ClassVar[dict[str, str]] = {"face": "Fitting face", "audio": "Analysing audio",
+                                        "motion": "Generating motion",
                                         "render": "Rendering + encoding"}
 
     def __init__(self) -> None:

@@ -120,7 +120,9 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     lap("encode")
     # 4. audio features
     n_frames = frame_count(clip.duration, config.fps)
+    progress.start("audio", 1)
     features = audio_features(clip, config.fps, n_frames)
+    progress.advance()
     lap("audio")
     # 5. motion
     progress.start("motion", n_frames)
