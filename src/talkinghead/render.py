@@ -33,9 +33,11 @@ from talkinghead.motionspace import MotionSequence, expression_index
 
 EXTEND_SIGMA = 0.35  # fall-off of face motion beyond the face outline, inter-ocular distances
 NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter-ocular dist.
-HEAD_EXTENT = (1.7, 2.4, 0.4)  # head half-width, height above its centre, fade (inter-ocular)
+HEAD_EXTENT = (2.5, 3.2, 0.5)  # head half-width, height above its centre, fade (inter-ocular)
 EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocular distances
-INVERSION_STEPS = 4  # fixed-point iterations inverting the forward field
+SILHOUETTE_FADE = 0.15  # head motion fades in over this far inside the silhouette (inter-ocular)
+INVERSION_STEPS = 6  # fixed-point iterations inverting the forward field, on the cells
+INVERSION_DAMPING = 0.7  # share of each fixed-point update taken (1 = undamped)
 FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
 BACKGROUND = 0.02  # person-mask values below this are background and never move
 UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distances
@@ -134,6 +136,33 @@ def _project_to_polyline(points: np.ndarray, polygon: np.ndarray
     return best_e, best_t, best_d
 
 
+def _extend_smoothly(values: np.ndarray, known: np.ndarray, near: float, far: float) -> np.ndarray:
+    """``values`` carried beyond the ``known`` cells: the nearest known value close to them
+    (continuous there), blending within ``near`` cells into a Gaussian blur of width ``far``
+    (smooth further out, with none of the nearest value's jumps behind concave corners)."""
+    if not known.any():
+        return np.zeros_like(values)
+    distance, labels = cv2.distanceTransformWithLabels(
+        (~known).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    by_label = np.zeros(labels.max() + 1)
+    by_label[labels[known]] = values[known]
+    nearest = by_label[labels]
+    blurred = cv2.GaussianBlur(nearest, (0, 0), far)
+    w = np.exp(-((distance / near) ** 2))
+    return w * nearest + (1.0 - w) * blurred
+
+
+def _joined_to(mask: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """(H, W) float: 1 on the connected part of ``mask`` that holds ``point`` (x, y), softened
+    by a few pixels; all 1 when the point is not on the mask."""
+    x, y = (int(np.clip(c, 0, n - 1)) for c, n in zip(point, mask.shape[::-1], strict=True))
+    if not mask[y, x]:
+        return np.ones(mask.shape)
+    _, labels = cv2.connectedComponents(mask.astype(np.uint8))
+    joined = cv2.dilate((labels == labels[y, x]).astype(np.uint8), np.ones((5, 5), np.uint8))
+    return cv2.GaussianBlur(joined.astype(np.float64), (0, 0), 1.5)
+
+
 def _smoothstep(lo: float, hi: float, x: np.ndarray | torch.Tensor):
     if isinstance(x, torch.Tensor):
         t = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
@@ -193,8 +222,7 @@ class MeshWarpRenderer:
         chin_drop = float(np.dot(v[fm.CHIN, :2] - head.centre[:2], down)) / self.iod
         drop = ((pix - head.centre[:2]) @ down) / self.iod
         neck = 1.0 - _smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
-        # The head moves within a head-sized ellipse: the segmenter sometimes counts logos or
-        # furniture near the head as "person".
+        # A loose bound on how far from the face the head (with big hair) can reach.
         across = np.array([down[1], -down[0]])
         ex = ((pix - head.centre[:2]) @ across) / (HEAD_EXTENT[0] * self.iod)
         ey = np.minimum(drop, 0.0) / HEAD_EXTENT[1]
@@ -203,13 +231,20 @@ class MeshWarpRenderer:
         edge_px = np.minimum(np.minimum(pix[..., 0], w - pix[..., 0]),
                              np.minimum(pix[..., 1], h - pix[..., 1]))
         border = _smoothstep(0.0, EDGE_FADE * self.iod, edge_px)
-        # Exactly zero on the background, so it never moves.
+        # Exactly zero on the background, so it never moves; and only the part of the person
+        # mask joined to the face moves (the segmenter sometimes marks logos as "person").
         person_full = cv2.resize(appearance.person.astype(np.float64), (ws, hs),
                                  interpolation=cv2.INTER_AREA)
-        person = _smoothstep(BACKGROUND, 0.3, person_full)
+        joined = _joined_to(person_full > 0.5, (v[:fm.N_SURFACE, :2].mean(axis=0) / s))
+        person = _smoothstep(BACKGROUND, 0.3, person_full) * joined
+        # Near the silhouette, head motion fades out over a band, so the head's edge stretches
+        # or compresses gently against the still background instead of folding over.
+        outside = (person_full * joined < 0.5).astype(np.uint8)
+        to_background = cv2.distanceTransform(1 - outside, cv2.DIST_L2, 5) * s / self.iod
+        silhouette = _smoothstep(0.0, SILHOUETTE_FADE, to_background)
         head_weight = np.maximum(inside.astype(np.float64), person * neck)
         head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod / s) * (person > 0)
-        head_weight = np.maximum(head_weight, inside) * border
+        head_weight = np.maximum(head_weight, inside) * border * np.maximum(silhouette, 0.0)
 
         # Where anything can move: the head, and face motion's reach beyond the outline.
         oval = v[list(fm.FACE_OVAL), :2]
@@ -233,8 +268,12 @@ class MeshWarpRenderer:
                        np.stack([a_idx, b_idx, a_idx], axis=-1))
         wt_motion = np.where(inside[..., None], bary,
                              np.stack([(1 - t) * fade, t * fade, np.zeros_like(t)], axis=-1))
-        wt_depth = np.where(inside[..., None], bary, np.stack([1 - t, t, np.zeros_like(t)], axis=-1))
-        depth = (v[idx, 2] * wt_depth).sum(axis=-1)
+        # Depth beyond the face continues the outline's own depth (from a rim of cells just
+        # inside it), smoothly, with no jump at the outline.
+        rim = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        depth = np.where(inside, (v[idx, 2] * bary).sum(axis=-1),
+                         _extend_smoothly((v[idx, 2] * bary).sum(axis=-1), rim,
+                                          0.1 * self.iod / s, 0.3 * self.iod / s))
 
         dev = self.device
         f32 = dict(device=dev, dtype=torch.float32)
@@ -313,14 +352,15 @@ class MeshWarpRenderer:
             return F.grid_sample(forward, grid, mode="bilinear", padding_mode="zeros",
                                  align_corners=False).permute(0, 2, 3, 1)
 
+        # Damped steps: plain ones oscillate where the head's edge compresses strongly.
         cells = self._points[:, :2].view(1, ch, cw, 2)
         u = -forward.permute(0, 2, 3, 1)
-        for _ in range(INVERSION_STEPS - 2):
-            u = -forward_at(cells + u)
+        for _ in range(INVERSION_STEPS):
+            u = u + INVERSION_DAMPING * (-forward_at(cells + u) - u)
         u = F.interpolate(u.permute(0, 3, 1, 2), size=(rh, rw), mode="bilinear",
                           align_corners=False).permute(0, 2, 3, 1)
         target = self._pixels
-        u = -forward_at(target + u) * self._moving
+        u = (u + INVERSION_DAMPING * (-forward_at(target + u) - u)) * self._moving
         source_xy = target + u
         grid = source_xy * torch.tensor([2.0 / self.width, 2.0 / self.height], device=dev) - 1.0
         warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
