@@ -187,8 +187,9 @@ class _Identity:
         lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
         return lab[mask].mean(axis=0)
 
-    def measure(self, frame: np.ndarray, lm: np.ndarray) -> tuple[float, float, float]:
-        shape = fm.fit_head_frame(lm).to_head(lm)
+    def measure(self, frame: np.ndarray, lm: np.ndarray, head: fm.HeadFrame
+                ) -> tuple[float, float, float]:
+        shape = head.to_head(lm)
         distance = float(np.linalg.norm(shape[self.shape_points] - self.shape[self.shape_points],
                                         axis=1).mean())
         drift = float(np.linalg.norm(self._mean_lab(frame, lm) - self.lab))
@@ -234,7 +235,7 @@ def evaluate(video: Path, audio: Path | None = None, source: Path | None = None)
         gaze.append(tuple(estimate_gaze(lm, head)))
         stable.append(lm[list(STABLE_POINTS), :2])
         if identity is not None and k % max(1, round(fps / 5)) == 0:  # 5 samples a second
-            ident.append(identity.measure(frame, lm))
+            ident.append(identity.measure(frame, lm, head))
     if n == 0:
         raise InputError(video, "no video frames could be decoded")
     mouth_a, eye_l_a, eye_r_a = np.array(mouth), np.array(eye_l), np.array(eye_r)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from talkinghead.encode import Appearance
 from talkinghead.models import facemesh as fm
+from talkinghead.models.rig import smoothstep
 from talkinghead.motionspace import MotionSequence, expression_index
 
 EXTEND_SIGMA = 0.35  # fall-off of face motion beyond the face outline, inter-ocular distances
@@ -163,14 +164,6 @@ def _joined_to(mask: np.ndarray, point: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(joined.astype(np.float64), (0, 0), 1.5)
 
 
-def _smoothstep(lo: float, hi: float, x: np.ndarray | torch.Tensor):
-    if isinstance(x, torch.Tensor):
-        t = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
-    else:
-        t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
     """Batched 1-D linear interpolation: x (B, N), increasing xp (B, K), fp (B, K) -> (B, N)."""
     idx = torch.searchsorted(xp.contiguous(), x.contiguous()).clamp(1, xp.shape[1] - 1)
@@ -221,30 +214,30 @@ class MeshWarpRenderer:
         down = head.rotation[:2, 1] / np.linalg.norm(head.rotation[:2, 1])
         chin_drop = float(np.dot(v[fm.CHIN, :2] - head.centre[:2], down)) / self.iod
         drop = ((pix - head.centre[:2]) @ down) / self.iod
-        neck = 1.0 - _smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
+        neck = 1.0 - smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
         # A loose bound on how far from the face the head (with big hair) can reach.
         across = np.array([down[1], -down[0]])
         ex = ((pix - head.centre[:2]) @ across) / (HEAD_EXTENT[0] * self.iod)
         ey = np.minimum(drop, 0.0) / HEAD_EXTENT[1]
-        neck *= 1.0 - _smoothstep(1.0, 1.0 + HEAD_EXTENT[2], np.hypot(ex, ey))
+        neck *= 1.0 - smoothstep(1.0, 1.0 + HEAD_EXTENT[2], np.hypot(ex, ey))
         # Nothing moves at the canvas edge: there is nothing beyond it to bring into view.
         edge_px = np.minimum(np.minimum(pix[..., 0], w - pix[..., 0]),
                              np.minimum(pix[..., 1], h - pix[..., 1]))
-        border = _smoothstep(0.0, EDGE_FADE * self.iod, edge_px)
+        border = smoothstep(0.0, EDGE_FADE * self.iod, edge_px)
         # Exactly zero on the background, so it never moves; and only the part of the person
         # mask joined to the face moves (the segmenter sometimes marks logos as "person").
         person_full = cv2.resize(appearance.person.astype(np.float64), (ws, hs),
                                  interpolation=cv2.INTER_AREA)
         joined = _joined_to(person_full > 0.5, (v[:fm.N_SURFACE, :2].mean(axis=0) / s))
-        person = _smoothstep(BACKGROUND, 0.3, person_full) * joined
+        person = smoothstep(BACKGROUND, 0.3, person_full) * joined
         # Near the silhouette, head motion fades out over a band, so the head's edge stretches
         # or compresses gently against the still background instead of folding over.
         outside = (person_full * joined < 0.5).astype(np.uint8)
         to_background = cv2.distanceTransform(1 - outside, cv2.DIST_L2, 5) * s / self.iod
-        silhouette = _smoothstep(0.0, SILHOUETTE_FADE, to_background)
+        silhouette = smoothstep(0.0, SILHOUETTE_FADE, to_background)
         head_weight = np.maximum(inside.astype(np.float64), person * neck)
         head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod / s) * (person > 0)
-        head_weight = np.maximum(head_weight, inside) * border * np.maximum(silhouette, 0.0)
+        head_weight = np.maximum(head_weight, inside) * border * silhouette
 
         # Where anything can move: the head, and face motion's reach beyond the outline.
         oval = v[list(fm.FACE_OVAL), :2]
@@ -271,9 +264,9 @@ class MeshWarpRenderer:
         # Depth beyond the face continues the outline's own depth (from a rim of cells just
         # inside it), smoothly, with no jump at the outline.
         rim = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        depth = np.where(inside, (v[idx, 2] * bary).sum(axis=-1),
-                         _extend_smoothly((v[idx, 2] * bary).sum(axis=-1), rim,
-                                          0.1 * self.iod / s, 0.3 * self.iod / s))
+        surface = (v[idx, 2] * bary).sum(axis=-1)
+        depth = np.where(inside, surface,
+                         _extend_smoothly(surface, rim, 0.1 * self.iod / s, 0.3 * self.iod / s))
 
         dev = self.device
         f32 = dict(device=dev, dtype=torch.float32)
@@ -286,6 +279,10 @@ class MeshWarpRenderer:
         gy, gx = torch.meshgrid(torch.arange(self.y0, self.y1, **f32) + 0.5,
                                 torch.arange(self.x0, self.x1, **f32) + 0.5, indexing="ij")
         self._pixels = torch.stack([gx, gy], dim=-1)[None]  # (1, h, w, 2) full-resolution
+        # Pixel positions -> grid_sample's [-1, 1], over the rectangle and over the canvas.
+        self._rect_origin = torch.tensor([self.x0, self.y0], **f32)
+        self._rect_scale = torch.tensor([2.0 / (self.x1 - self.x0), 2.0 / (self.y1 - self.y0)], **f32)
+        self._canvas_scale = torch.tensor([2.0 / w, 2.0 / h], **f32)
         # At full resolution the background is pinned exactly (cells straddle its edge).
         full_rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
         moving = (appearance.person[full_rect] >= BACKGROUND) | np.kron(
@@ -344,11 +341,8 @@ class MeshWarpRenderer:
 
         # Backward warp: u = -forward(y + u), solved by fixed-point iteration on the cells,
         # then once more at every pixel.
-        scale_xy = torch.tensor([2.0 / rw, 2.0 / rh], device=dev)
-        offset_xy = torch.tensor([self.x0, self.y0], device=dev, dtype=torch.float32)
-
         def forward_at(points: torch.Tensor) -> torch.Tensor:
-            grid = (points - offset_xy) * scale_xy - 1.0
+            grid = (points - self._rect_origin) * self._rect_scale - 1.0
             return F.grid_sample(forward, grid, mode="bilinear", padding_mode="zeros",
                                  align_corners=False).permute(0, 2, 3, 1)
 
@@ -362,7 +356,7 @@ class MeshWarpRenderer:
         target = self._pixels
         u = (u + INVERSION_DAMPING * (-forward_at(target + u) - u)) * self._moving
         source_xy = target + u
-        grid = source_xy * torch.tensor([2.0 / self.width, 2.0 / self.height], device=dev) - 1.0
+        grid = source_xy * self._canvas_scale - 1.0
         warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
                                padding_mode="border", align_corners=False)  # (B, 3, h, w)
 
@@ -379,7 +373,7 @@ class MeshWarpRenderer:
         # motion alone moves the photo's own mouth rigidly, which needs no painting).
         lip_change = point_motion[:, self._mouth.polygon, :2].norm(dim=-1).amax(dim=1)
         warped = self._mouth.paint(warped, vertices, upper_teeth, lower_teeth, jaw_shift, scale,
-                                   (self.x0, self.y0), _smoothstep(0.25, 1.5, lip_change))
+                                   (self.x0, self.y0), smoothstep(0.25, 1.5, lip_change))
 
         frames = self._canvas.expand(b, -1, -1, -1).clone()
         patch = (warped.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)
@@ -504,37 +498,37 @@ class _MouthPainter:
 
         def band(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
             """Anti-aliased coverage of the rows between two lines, over the tooth arch."""
-            inside_v = _smoothstep(-0.7, 0.7, v - top) * (1.0 - _smoothstep(-0.7, 0.7, v - bottom))
-            return inside_v * (1.0 - _smoothstep(0.7, 1.0, lateral))
+            inside_v = smoothstep(-0.7, 0.7, v - top) * (1.0 - smoothstep(-0.7, 0.7, v - bottom))
+            return inside_v * (1.0 - smoothstep(0.7, 1.0, lateral))
 
         # Teeth tips round off near each gap between teeth.
         gaps = (u[..., None] / scale[:, None, None] - self.tooth_edges).abs().amin(-1)
-        tip_round = 0.008 * unit * (1.0 - _smoothstep(0.0, 0.015 * self.iod, gaps))
-        gap_shade = 0.8 + 0.2 * _smoothstep(0.0, 0.01 * self.iod, gaps)
+        tip_round = 0.008 * unit * (1.0 - smoothstep(0.0, 0.015 * self.iod, gaps))
+        gap_shade = 0.8 + 0.2 * smoothstep(0.0, 0.01 * self.iod, gaps)
         falloff = (1.0 - 0.45 * lateral**2).clamp_min(0.25)
 
         # Colour, back to front: cavity, tongue, lower teeth, upper teeth.
         colour = self.cavity * (0.75 + 0.35 * lateral[:, None])  # (B, 3, N)
         tongue_top = line(lower_teeth) - 0.05 * unit + 0.12 * unit * lateral**2
-        tongue = _smoothstep(-0.7, 0.7, v - tongue_top) * (1.0 - _smoothstep(0.8, 1.0, lateral))
-        shade_t = 0.6 + 0.4 * _smoothstep(0.0, 0.06, (v - tongue_top) / unit)
+        tongue = smoothstep(-0.7, 0.7, v - tongue_top) * (1.0 - smoothstep(0.8, 1.0, lateral))
+        shade_t = 0.6 + 0.4 * smoothstep(0.0, 0.06, (v - tongue_top) / unit)
         colour = colour + tongue[:, None] * (self.tongue * shade_t[:, None] - colour)
         lower = band(lower_top + tip_round, lower_bottom)
         lower_colour = self.teeth * (0.8 * falloff * gap_shade)[:, None]
         colour = colour + lower[:, None] * (lower_colour - colour)
         upper = band(upper_top, upper_bottom - tip_round)
-        upper_shade = falloff * gap_shade * (0.72 + 0.28 * _smoothstep(
+        upper_shade = falloff * gap_shade * (0.72 + 0.28 * smoothstep(
             0.0, 0.05, (v - upper_top) / unit - TEETH_TUCK))
         colour = colour + upper[:, None] * (self.teeth * upper_shade[:, None] - colour)
 
         # Shadow from the lips: a narrow opening is darker inside (synthesized parts only;
         # the photo's own interior already has its light), and so is the rim.
         gap = (line(vertices[:, self.lower]) - line(vertices[:, self.upper])).amax(1, keepdim=True)
-        alpha = alpha * _smoothstep(0.5, 2.0, gap) * strength[:, None]  # touching lips: none
-        colour = colour * (0.55 + 0.45 * _smoothstep(0.02, 0.2, gap / unit))[:, None]
+        alpha = alpha * smoothstep(0.5, 2.0, gap) * strength[:, None]  # touching lips: none
+        colour = colour * (0.55 + 0.45 * smoothstep(0.02, 0.2, gap / unit))[:, None]
         if self.has_interior:
             colour = self._photo_interior(colour, pts, upper_teeth, jaw_shift)
-        rim = 0.7 + 0.3 * _smoothstep(0.0, 0.025, (-signed) / unit)
+        rim = 0.7 + 0.3 * smoothstep(0.0, 0.025, (-signed) / unit)
         colour = colour * rim[:, None]
 
         h, w = y1 - y0, x1 - x0

@@ -28,8 +28,9 @@ def _gauss(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     return np.exp(-0.5 * d2 / radius**2)
 
 
-def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+def smoothstep(lo: float, hi: float, x):
+    """0 below ``lo``, 1 above ``hi``, a smooth cubic between; numpy arrays or torch tensors."""
+    t = ((x - lo) / (hi - lo)).clip(0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
@@ -89,7 +90,7 @@ def build_rig(head: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
     mouth_centre = 0.5 * (upper_inner.mean(axis=0) + lower_inner.mean(axis=0))
     mouth_half = 0.5 * abs(corner_l[0] - corner_r[0])
     lip_seam_y = 0.5 * (_contour_y(upper_inner, v[:, 0]) + _contour_y(lower_inner, v[:, 0]))
-    left_side = _smoothstep(-0.4 * mouth_half, 0.4 * mouth_half, v[:, 0] - mouth_centre[0])
+    left_side = smoothstep(-0.4 * mouth_half, 0.4 * mouth_half, v[:, 0] - mouth_centre[0])
     sides = {"Left": left_side, "Right": 1.0 - left_side}
     corners = {"Left": corner_l, "Right": corner_r}
     outward = {"Left": 1.0, "Right": -1.0}
@@ -103,11 +104,11 @@ def build_rig(head: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
                       / max(face_half - 0.9 * mouth_half, 1e-6), 0.0, 1.0)
     boundary = mouth_centre[1] + (ear_y + 0.15 - mouth_centre[1]) * lateral
     width = 0.03 + 0.25 * lateral
-    jaw = _smoothstep(-width, width, v[:, 1] - boundary)
+    jaw = smoothstep(-width, width, v[:, 1] - boundary)
     # The lower lip follows the jaw fully in the middle and half at the corners, so the
     # opening is lens-shaped rather than angular.
     # The taper fades out below the mouth, so the chin still moves as one piece.
-    corner_taper = 1.0 - 0.5 * _smoothstep(0.3, 1.0, np.abs(v[:, 0] - mouth_centre[0]) / mouth_half)
+    corner_taper = 1.0 - 0.5 * smoothstep(0.3, 1.0, np.abs(v[:, 0] - mouth_centre[0]) / mouth_half)
     near_mouth = np.exp(-0.5 * (np.clip(v[:, 1] - mouth_centre[1], 0, None) / 0.12) ** 2)
     jaw = np.where(in_lower, 1.0, np.where(in_upper, 0.0, jaw))
     jaw = jaw * (1.0 - (1.0 - corner_taper) * near_mouth)
