@@ -134,6 +134,24 @@ def main_options(
     """Turn one portrait photo and one speech recording into a talking-head video."""
 
 
+WATERMARK_TEXT = "AI-generated"
+
+
+def _render_config(params: dict) -> tuple[Path, Path, Path, object, bool]:
+    """(photo, audio, output, RenderConfig, force) from ``render``'s parsed options: the one
+    translation, shared by ``render`` and ``batch`` so that a job's options mean the same."""
+    from talkinghead.config import RenderConfig
+    from talkinghead.pipeline import default_output
+
+    watermark = params["watermark_text"] if params["watermark"] else None
+    config = RenderConfig(fps=params["fps"], size=params["size"], full_frame=params["full_frame"],
+                          seed=params["seed"], device=params["device"], motion=params["motion"],
+                          face_index=params["face"], watermark=watermark)
+    photo, audio = params["photo"], params["audio"]
+    output = params["output"] or default_output(photo, audio)
+    return photo, audio, output.expanduser().absolute(), config, params["force"]
+
+
 @app.command()
 def render(
     photo: Annotated[Path, typer.Argument(help="Portrait photo (jpg, png, webp, ...).",
@@ -144,7 +162,7 @@ def render(
         "--output", "-o", help="Output .mp4 [default: <photo>_<audio>.mp4 here].",
         show_default=False)] = None,
     fps: Annotated[float, typer.Option(help="Frames per second.", min=1, max=120)] = 25.0,
-    size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels.",
+    size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels (even).",
                                       min=64, max=2048)] = 512,
     full_frame: Annotated[bool, typer.Option(
         "--full-frame", help="Keep the photo's framing instead of a face-centred crop.")] = False,
@@ -157,6 +175,10 @@ def render(
     face: Annotated[int | None, typer.Option(
         "--face", help="Which face when there are several: 0 = largest.", min=0,
         show_default=False)] = None,
+    watermark: Annotated[bool, typer.Option(
+        "--watermark", help="Draw a visible label into every frame.")] = False,
+    watermark_text: Annotated[str, typer.Option(
+        help="The label's text (with --watermark).")] = WATERMARK_TEXT,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result line.")] = False,
@@ -165,15 +187,11 @@ def render(
     """Render PHOTO speaking AUDIO into an mp4 (H.264 + AAC)."""
     if size % 2:
         raise typer.BadParameter("must be even (H.264 needs even frame sides)", param_hint="--size")
+    photo, audio, out, config, force = _render_config(locals())
 
     def run():
-        from talkinghead.config import RenderConfig
-        from talkinghead.pipeline import default_output
         from talkinghead.pipeline import render as render_video
 
-        config = RenderConfig(fps=fps, size=size, full_frame=full_frame, seed=seed,
-                              device=device, motion=motion, face_index=face)
-        out = (output or default_output(photo, audio)).expanduser().absolute()
         if quiet:
             return render_video(photo, audio, out, config, force=force, warn=_stderr)
         with _RichProgress() as bars:
@@ -189,12 +207,157 @@ def render(
             "seconds": round(result.seconds, 3), "render_fps": round(result.render_fps, 2),
             "first_frame_seconds": round(result.first_frame_seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+            "settings": result.settings,
         }))
     else:
         print(result.output)
         if not quiet:
             _stderr(f"{result.frames} frames ({result.audio_seconds:.1f} s) in "
                     f"{result.seconds:.1f} s: {result.render_fps:.1f} frames/s")
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on", "y"}, {"0", "false", "no", "off", "n"}
+_NOT_JOB_OPTIONS = {"quiet", "json", "debug", "help", "output"}
+
+
+def _job_parser(force_all: bool, device: str | None):
+    """A function turning one jobs-file row into a Job by parsing it exactly as ``render``'s
+    command line would be parsed (same names, types, ranges and defaults)."""
+    from typer.main import get_command
+
+    from talkinghead.batch import Job
+    from talkinghead.errors import InputError
+
+    command = get_command(app).commands["render"]  # type: ignore[attr-defined]
+    options = {opt[2:]: param for param in command.params for opt in param.opts
+               if opt.startswith("--")}
+
+    def parse(row: dict, base: Path, out_dir: Path) -> Job:
+        row = {str(k).strip().lower().replace("_", "-"): v for k, v in row.items()}
+        for needed in ("photo", "audio"):
+            if not str(row.get(needed, "")).strip():
+                raise InputError(None, f"no {needed} given")
+        photo, audio = (base / Path(str(row.pop(k))).expanduser() for k in ("photo", "audio"))
+        output = row.pop("output", None) or row.pop("o", None)
+        args = [str(photo), str(audio)]
+        if device and "device" not in row:
+            args += ["--device", device]
+        for name, value in row.items():
+            if name in _NOT_JOB_OPTIONS or name not in options:
+                raise InputError(None, f"'{name}' is not a render option")
+            if getattr(options[name], "is_flag", False):
+                text = str(value).strip().lower()
+                if text not in _TRUE | _FALSE:
+                    raise InputError(None, f"{name}: expected true or false, got {value!r}")
+                args += [f"--{name}"] if text in _TRUE else []
+            elif value is not None:
+                args += [f"--{name}", str(value)]
+        try:
+            with command.make_context("render", args) as ctx:
+                params = dict(ctx.params)
+        except Exception as exc:  # click's usage errors: bad value, out of range
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            raise InputError(None, message) from None
+        if params["size"] % 2:
+            raise InputError(None, "size must be even (H.264 needs even frame sides)")
+        params["output"] = (base / Path(str(output)).expanduser() if output
+                            else out_dir / f"{photo.stem}_{audio.stem}.mp4")
+        photo, audio, out, config, force = _render_config(params)
+        return Job(number=0, photo=photo, audio=audio, output=out, config=config,
+                   force=force or force_all)
+
+    return parse
+
+
+class _JobsProgress:
+    """One Rich bar over the jobs and one line per finished job, on stderr."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True, highlight=False)
+        self._bars = None if quiet else Progress(
+            TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=self.console, transient=False)
+        self._task = self._bars.add_task("Rendering jobs", total=total) if self._bars else None
+
+    def __enter__(self) -> _JobsProgress:
+        if self._bars:
+            self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bars:
+            self._bars.stop()
+
+    def finished(self, line: str, failed: bool) -> None:
+        """Count a finished job and print its line (always for a failure, even with --quiet)."""
+        if self._bars is not None and self._task is not None:
+            self._bars.advance(self._task)
+        if self._bars is not None or failed:
+            self.console.print(line, markup=False, soft_wrap=True)
+
+
+@app.command()
+def batch(
+    jobs: Annotated[str, typer.Argument(
+        help="Jobs file: CSV with a header (photo,audio,output,...) or JSON Lines, or - for stdin.",
+        show_default=False)],
+    workers: Annotated[int, typer.Option(help="Parallel worker processes.", min=1, max=64)] = 1,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Skip jobs whose output exists with the same inputs and settings.")] = False,
+    out_dir: Annotated[Path | None, typer.Option(
+        help="Folder for jobs without an output [default: the jobs file's folder].",
+        show_default=False)] = None,
+    device: Annotated[Literal["auto", "cpu", "cuda"] | None, typer.Option(
+        help="Where to compute, for jobs that do not say.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per job.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Render many jobs from a CSV or JSON Lines file. Each job is a row with photo, audio,
+    optional output and any render option by its long name (seed, fps, full-frame, face,
+    watermark, ...). Relative paths are relative to the jobs file. A failed job never stops
+    the others. Exit code: 0 all jobs succeeded or were skipped, 1 some job failed,
+    2 the jobs file cannot be used, 130 interrupted."""
+    from talkinghead.batch import make_jobs, read_rows, run_jobs, summary_counts
+
+    def prepare():
+        if jobs == "-":
+            rows, base = list(read_rows("<stdin>", sys.stdin.read())), Path.cwd()
+        else:
+            path = Path(jobs).expanduser().absolute()
+            rows, base = list(read_rows(path)), path.parent
+        folder = (out_dir.expanduser().absolute() if out_dir else base)
+        return make_jobs(rows, jobs, base, folder, _job_parser(force, device))
+
+    job_list = _guard(prepare, debug=debug)
+
+    def report(result) -> None:
+        if as_json:
+            print(json.dumps(result.as_dict()), flush=True)
+        mark = {"ok": "done", "skipped": "skipped", "failed": "FAILED"}[result.status]
+        detail = result.error if result.error else result.output
+        progress.finished(f"job {result.number} {mark}: {detail}", result.status == "failed")
+
+    with _JobsProgress(len(job_list), quiet) as progress:
+        results = _guard(lambda: run_jobs(job_list, workers=workers, resume=resume,
+                                          on_result=report), debug=debug)
+    counts = summary_counts(results)
+    if not quiet:
+        from rich.table import Table
+
+        table = Table(title=f"{len(results)} jobs: {counts['ok']} rendered, "
+                            f"{counts['skipped']} skipped, {counts['failed']} failed")
+        for column in ("job", "status", "output", "seconds", "problem"):
+            table.add_column(column)
+        for r in results:
+            table.add_row(str(r.number), r.status, r.output, f"{r.seconds:.1f}", r.error or "")
+        progress.console.print(table)
+    if counts["failed"]:
+        raise typer.Exit(EXIT_INTERNAL)
 
 
 _EVAL_ROWS = (

@@ -22,11 +22,14 @@ class RenderConfig:
     batch_size: int = 8  # frames rendered per batch
     crf: int = 18  # x264 quality (lower is better, 18 is visually lossless)
     min_face_px: int = 48  # faces narrower than this in the photo are refused, pixels
+    watermark: str | None = None  # a visible label drawn into every frame, or none
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.fps <= 120.0:
             raise ValueError(f"fps must be between 1 and 120, got {self.fps}")
         if not 64 <= self.size <= 2048:
             raise ValueError(f"size must be between 64 and 2048, got {self.size}")
+        if self.size % 2:
+            raise ValueError(f"size must be even (H.264 needs even frame sides), got {self.size}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")

@@ -85,6 +85,11 @@ def _segmenter():
         return _solutions().selfie_segmentation.SelfieSegmentation(model_selection=0)
 
 
+def warm_up() -> None:
+    """Load every model now (a batch worker does this once, before its first job)."""
+    _detector(0), _detector(1), _mesh(), _segmenter()
+
+
 def detect_faces(image: np.ndarray) -> np.ndarray:
     """(N, 4) float32 face boxes x0, y0, x1, y1 in pixels, largest first.
 
