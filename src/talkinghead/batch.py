@@ -38,7 +38,7 @@ Status = Literal["ok", "skipped", "failed"]
 
 @dataclass(frozen=True)
 class Job:
-    number: int  # 1-based: the row in a CSV file (header excluded), the line in JSON Lines
+    number: int  # 1-based: the job's place in the jobs file (blank and comment lines skipped)
     photo: Path
     audio: Path
     output: Path
@@ -100,9 +100,8 @@ def read_rows(source: Path | str, text: str | None = None) -> Iterator[tuple[int
 
 
 def _json_lines(text: str) -> Iterator[tuple[int, Row | str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+    lines = (line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    for number, line in enumerate(lines, start=1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -115,19 +114,27 @@ def _json_lines(text: str) -> Iterator[tuple[int, Row | str]]:
 
 
 def _csv_rows(name: str, text: str) -> Iterator[tuple[int, Row | str]]:
-    reader = csv.DictReader(io.StringIO(text), skipinitialspace=True)
+    try:
+        yield from _csv_records(name, text)
+    except csv.Error as exc:
+        raise InputError(name, f"not valid CSV ({exc})") from None
+
+
+def _csv_records(name: str, text: str) -> Iterator[tuple[int, Row | str]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True)
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if "photo" not in header or "audio" not in header:
         raise InputError(name, "jobs file needs a CSV header with photo and audio columns "
                                "(or JSON Lines: one object per line)")
     reader.fieldnames = header
-    for number, row in enumerate(reader, start=1):
-        if None in row:
-            yield number, "more values than header columns"
+    number = 0
+    for row in reader:
+        values = {k: v.strip() for k, v in row.items()
+                  if isinstance(v, str) and k is not None and v.strip() != ""}
+        if not values and None not in row:
             continue
-        values = {k: v.strip() for k, v in row.items() if v is not None and v.strip() != ""}
-        if values:
-            yield number, values
+        number += 1
+        yield number, "more values than header columns" if None in row else values
 
 
 def make_jobs(rows: Iterable[tuple[int, Row | str]], name: str, base: Path, out_dir: Path,

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -104,8 +105,10 @@ class VideoWriter:
         self.path = path
         self.width, self.height = width, height
         self.frames_written = 0
-        self._tmp = _temporary_sibling(path)
+        self._tmp: Path | None = None
         try:  # an interrupt before __enter__ returns must not leave the temporary file
+            with _interrupts_held():  # no interrupt between creating the file and naming it
+                self._tmp = _temporary_sibling(path)
             video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
                                  s=f"{width}x{height}", framerate=fps)
             sound = ffmpeg.input(str(audio)).audio
@@ -126,7 +129,8 @@ class VideoWriter:
             self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
                                           stdout=subprocess.DEVNULL, stderr=self._log)
         except BaseException:
-            self._tmp.unlink(missing_ok=True)
+            if self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
             raise
 
     def write(self, frames: np.ndarray) -> None:
@@ -194,13 +198,29 @@ def _umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block ends: an interrupt that came meanwhile is
+    raised after it (in the main thread)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _temporary_sibling(path: Path) -> Path:
     """A fresh, unused file name in the output's folder, so the final rename is atomic."""
     try:
         fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.mp4", dir=path.parent)
+        os.close(fd)
     except OSError as exc:
         raise InputError(path, f"cannot write output ({exc.strerror})") from None
-    os.close(fd)
     return Path(name)
 
 
