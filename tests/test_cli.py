@@ -147,3 +147,56 @@ def test_eval_refuses_what_it_cannot_measure(tmp_path, content):
     if content is not None:
         video.write_bytes(content)
     assert_clean_failure(run("eval", str(video)), 2, "clip.mp4")
+
+
+def _can_mount_tmpfs() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=16k none /mnt"],
+                              capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare and tmpfs mounts (root)")
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, photo, short_speech):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (f'mount -t tmpfs -o size=16k none "{disk}" && '
+              f'"{sys.executable}" -m talkinghead render "{photo}" "{short_speech}" -o "{disk}/o.mp4" '
+              f'--size 256 -q; rc=$?; ls -A "{disk}" >&2; exit $rc')
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"error: {disk}/o.mp4: no space left on the output's disk"
+
+
+def test_file_size_limit_is_one_line_and_leaves_nothing(tmp_path, photo, short_speech):
+    import resource
+
+    def limit() -> None:  # ffmpeg is killed by SIGXFSZ when it writes past the limit
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    out = tmp_path / "o.mp4"
+    proc = subprocess.run([sys.executable, "-m", "talkinghead", "render", str(photo),
+                           str(short_speech), "-o", str(out), "--size", "256", "-q"],
+                          capture_output=True, text=True, preexec_fn=limit, timeout=300, check=False)
+    assert_clean_failure(proc, 2, "o.mp4", "file size limit")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["env", "uninstalled"])
+def test_missing_ffmpeg_is_one_line_before_any_work(tmp_path, photo, short_speech, how):
+    env = dict(os.environ)
+    code = "import sys; from talkinghead.cli import main; sys.argv[0] = 'talkinghead'; main()"
+    if how == "env":
+        env["TALKINGHEAD_FFMPEG"] = str(tmp_path / "ffmpeg")
+    else:  # no imageio-ffmpeg and nothing on PATH
+        code = "import sys; sys.modules['imageio_ffmpeg'] = None; " + code
+        env["PATH"] = str(tmp_path)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code, "render", str(photo), str(short_speech),
+                           "-o", str(tmp_path / "o.mp4"), "-q"], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+    assert_clean_failure(proc, 1, "ffmpeg")
+    assert time.monotonic() - started < 30  # refused up front, not after rendering
+    assert not (tmp_path / "o.mp4").exists()

@@ -173,8 +173,11 @@ class VideoWriter:
         self._log.seek(0)
         message = self._log.read().decode(errors="replace").strip().splitlines()
         last = message[-1] if message else f"exit code {self._proc.returncode}"
-        if "No space left" in last:
+        log = "\n".join(message)
+        if "No space left" in log:
             return InputError(self.path, "no space left on the output's disk")
+        if "File too large" in log or self._proc.returncode == -getattr(signal, "SIGXFSZ", 0):
+            return InputError(self.path, "output exceeds the file size limit (ulimit -f)")
         return TalkingHeadError(f"ffmpeg failed writing {self.path}: {last}")
 
     def __enter__(self) -> VideoWriter:
