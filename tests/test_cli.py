@@ -96,7 +96,8 @@ def test_render_end_to_end(tmp_path, photo, short_speech):
     info = probe(out)
     assert (info.video_codec, info.audio_codec, info.pixel_format) == ("h264", "aac", "yuv420p")
     assert (info.width, info.height) == (256, 256)
-    assert "talkinghead" in info.metadata.get("comment", "")
+    assert "Synthetic" in info.metadata["comment"] and "talkinghead" in info.metadata["comment"]
+    assert info.metadata["description"] == f"talkinghead-settings:{result['settings']}"
     frames = np.concatenate(list(read_frames(out, 256, 256)))
     audio_seconds = sf.info(short_speech).duration
     assert abs(len(frames) / 25.0 - audio_seconds) <= 1 / 25.0
@@ -115,13 +116,18 @@ def test_render_end_to_end(tmp_path, photo, short_speech):
 @pytest.mark.slow
 def test_same_seed_same_video(tmp_path, photo, short_speech):
     outs = []
-    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+    for name, seed, *more in (("a", "3"), ("b", "3"), ("c", "4"), ("d", "3", "--watermark")):
         out = tmp_path / f"{name}.mp4"
         assert run("render", str(photo), str(short_speech), "-o", str(out), "--size", "128",
-                   "--seed", seed, "-q").returncode == 0
+                   "--seed", seed, "-q", *more).returncode == 0
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     assert outs[0] != outs[2]
+    # The watermark changes the bottom-right corner and nothing else.
+    plain, marked = (np.concatenate(list(read_frames(tmp_path / f"{n}.mp4", 128, 128))).astype(int)
+                     for n in "ad")
+    difference = np.abs(plain - marked).mean(axis=(0, 3))  # codec noise aside, only the label
+    assert difference[104:124, 40:124].mean() > 20 and difference[:96].mean() < 1.0
 
 
 @pytest.mark.slow

@@ -143,3 +143,43 @@ def test_bad_audio_files(tmp_path, make, problem):
     make(path)
     with pytest.raises(InputError, match=problem):
         load_audio(path)
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(8_000, 1), (96_000, 2), (48_000, 6)])
+def test_any_rate_and_channel_count_becomes_mono_16k(tmp_path, rate, channels):
+    voices = np.stack([tone(1.5, rate, freq=120.0 + 40 * c) for c in range(channels)], axis=1)
+    path = tmp_path / "s.wav"
+    sf.write(path, voices, rate)
+    clip = load_audio(path)
+    assert clip.sample_rate == SAMPLE_RATE and clip.samples.ndim == 1
+    assert clip.channels == channels
+    assert abs(clip.duration - 1.5) < 1e-3
+    assert 0.05 < np.abs(clip.samples).max() <= 1.0
+
+
+def test_a_wav_cut_short_is_read_or_refused_cleanly(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, tone(2.0), 16_000)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # the header promises twice what is there
+    try:
+        clip = load_audio(path)
+    except InputError as exc:
+        assert "cut.wav" in str(exc)
+    else:
+        assert 0.9 < clip.duration < 1.1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=4096), suffix=st.sampled_from([".wav", ".mp3", ".flac", ".m4a"]))
+def test_random_bytes_never_crash_the_audio_loader(tmp_path, data, suffix):
+    """Garbage is refused with InputError naming the file, or (ffmpeg decodes almost anything
+    as mp3) read as finite mono audio; never another exception."""
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes((b"RIFF\x24\x08\x00\x00WAVEfmt " if suffix == ".wav" else b"") + data)
+    try:
+        clip = load_audio(path)
+    except InputError as exc:
+        assert str(exc).startswith(str(path))
+    else:
+        assert clip.samples.ndim == 1 and np.isfinite(clip.samples).all()
