@@ -166,3 +166,44 @@ def test_run_jobs_isolates_an_unexpected_error(tmp_path, monkeypatch):
     results = run_jobs(jobs)
     assert [r.status for r in results] == ["failed", "failed"]
     assert results[0].error == "internal error: ZeroDivisionError: a bug"
+
+
+@pytest.mark.slow
+def test_unusual_but_valid_inputs_all_render(tmp_path, photo, short_speech):
+    """Greyscale, CMYK, 16-bit, transparent and animated photos; mp3, ogg, flac, m4a and
+    6-channel audio: each renders (one batch, one job per variant, two workers)."""
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    from talkinghead.mux import ffmpeg_exe
+
+    image = Image.open(photo).convert("RGB").resize((384, 384))
+    grey = np.asarray(image.convert("L"), np.uint16)
+    image.convert("L").save(tmp_path / "grey.png")
+    image.convert("CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(grey * 257).save(tmp_path / "deep.tif")  # 16 bits per sample
+    rgba = image.convert("RGBA")
+    alpha = np.zeros((384, 384), np.uint8)
+    alpha[24:-24, 24:-24] = 255  # a transparent border
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(tmp_path / "alpha.png")
+    image.save(tmp_path / "anim.gif", save_all=True, append_images=[image.rotate(90)])
+    speech, rate = sf.read(short_speech)
+    sf.write(tmp_path / "a.flac", speech, rate)
+    sf.write(tmp_path / "a.ogg", speech, rate)
+    sf.write(tmp_path / "a.mp3", speech, rate)
+    sf.write(tmp_path / "six.wav", np.stack([speech] * 6, axis=1), rate)
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(short_speech), "-c:a", "aac",
+                    str(tmp_path / "a.m4a")], check=True)
+    pairs = [("grey.png", "a.flac"), ("cmyk.jpg", "a.ogg"), ("deep.tif", "a.mp3"),
+             ("alpha.png", "a.m4a"), ("anim.gif", "six.wav")]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"photo": p, "audio": a, "size": 128}) + "\n" for p, a in pairs))
+    proc = run("batch", str(jobs), "--workers", "2", "--json", "-q")
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0, [r["error"] for r in records]
+    assert sorted(r["status"] for r in records) == ["ok"] * 5
+    for p, a in pairs:
+        info = probe(tmp_path / f"{Path(p).stem}_{Path(a).stem}.mp4")
+        assert (info.width, info.audio_codec) == (128, "aac") and info.duration > 1.0

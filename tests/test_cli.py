@@ -190,6 +190,17 @@ def test_file_size_limit_is_one_line_and_leaves_nothing(tmp_path, photo, short_s
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare and tmpfs mounts (root)")
+def test_read_only_output_folder_is_refused_up_front(tmp_path, photo, short_speech):
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    script = (f'mount -t tmpfs -o ro,size=16k none "{disk}" && '
+              f'"{sys.executable}" -m talkinghead render "{photo}" "{short_speech}" -o "{disk}/o.mp4" -q')
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert_clean_failure(proc, 2, "o.mp4", "not writable")
+
+
 @pytest.mark.parametrize("how", ["env", "uninstalled"])
 def test_missing_ffmpeg_is_one_line_before_any_work(tmp_path, photo, short_speech, how):
     env = dict(os.environ)
