@@ -308,7 +308,7 @@ def batch(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Skip jobs whose output exists with the same inputs and settings.")] = False,
     out_dir: Annotated[Path | None, typer.Option(
-        help="Folder for jobs without an output [default: the jobs file's folder].",
+        help="Folder for jobs without an output (default: the jobs file's folder).",
         show_default=False)] = None,
     device: Annotated[Literal["auto", "cpu", "cuda"] | None, typer.Option(
         help="Where to compute, for jobs that do not say.", show_default=False)] = None,
