@@ -24,6 +24,9 @@ CROP_IODS = 4.2  # side of the face-centred crop, in inter-ocular distances
 CROP_DROP = 0.25  # crop centre below the mesh centre, inter-ocular distances
 OPEN_EYE_RATIO = 0.30  # eye opening / eye width of a relaxed open eye
 PERSON_SMOOTHING = 0.03  # Gaussian blur of the person mask, inter-ocular distances
+FIT_REGULARISATION = 0.01  # ridge weight of the expression fit, relative to the basis' mean energy
+FIT_DEPTH_WEIGHT = 0.3  # weight of z against x, y in the expression fit
+FIT_STEPS = 300  # projected-gradient iterations of the expression fit
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,46 @@ def estimate_expression(vertices: np.ndarray, head: fm.HeadFrame, rig_jaw_drop: 
     return coeffs
 
 
+def expression_and_rig(vertices: np.ndarray, head: fm.HeadFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The face's own coefficients (E,) and its rig (E, 478, 3) in head-frame units."""
+    v_head = head.to_head(vertices)
+    rig_head = build_rig(v_head, np.zeros(len(EXPRESSION_NAMES), np.float32))
+    jaw_drop = float(rig_head[expression_index("jawOpen"), 14, 1])
+    expression = estimate_expression(vertices, head, jaw_drop)
+    return expression, build_rig(v_head, expression)
+
+
+def fit_expression_change(rig: np.ndarray, displacement: np.ndarray, lower: np.ndarray,
+                          upper: np.ndarray, regularisation: float = FIT_REGULARISATION,
+                          steps: int = FIT_STEPS) -> np.ndarray:
+    """(T, E) coefficient changes c minimising |sum_k c_k rig_k - displacement|^2 + reg |c|^2,
+    with lower <= c <= upper.
+
+    rig: (E, V, 3) displacement per unit of each coefficient (head frame, inter-ocular units).
+    displacement: (T, V, 3) observed displacement of the same points from the face the rig
+    was built on. The surface points count, irises do not (they follow gaze, not the rig);
+    depth counts less (FIT_DEPTH_WEIGHT), the face mesh's z being the noisiest coordinate.
+    The box-constrained least squares is solved by accelerated projected gradient (FISTA),
+    all frames at once.
+    """
+    weight = np.array([1.0, 1.0, FIT_DEPTH_WEIGHT])
+    basis = (rig[:, : fm.N_SURFACE].astype(np.float64) * weight).reshape(len(rig), -1).T  # (3V, E)
+    target = (displacement[:, : fm.N_SURFACE].astype(np.float64) * weight).reshape(
+        len(displacement), -1)  # (T, 3V)
+    gram = basis.T @ basis
+    gram += regularisation * np.trace(gram) / len(gram) * np.eye(len(gram))
+    rhs = target @ basis  # (T, E)
+    step = 1.0 / float(np.linalg.eigvalsh(gram)[-1])
+    c = np.clip(np.zeros_like(rhs), lower, upper)
+    y, momentum = c.copy(), 1.0
+    for _ in range(steps):
+        c_next = np.clip(y - step * (y @ gram - rhs), lower, upper)
+        momentum_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum**2))
+        y = c_next + (momentum - 1.0) / momentum_next * (c_next - c)
+        c, momentum = c_next, momentum_next
+    return c.astype(np.float32)
+
+
 def estimate_gaze(vertices: np.ndarray, head: fm.HeadFrame) -> np.ndarray:
     """(2,) gaze yaw, pitch in degrees: iris centre offset within the eye, both eyes averaged."""
     v = head.to_head(vertices)
@@ -121,11 +164,7 @@ def encode(portrait: Portrait, face: Face, config: RenderConfig) -> tuple[Appear
     # gives the moving head a soft silhouette instead of a serrated one.
     person = cv2.GaussianBlur(person, (0, 0), PERSON_SMOOTHING * head.iod)
 
-    v_head = head.to_head(vertices)
-    rig_head = build_rig(v_head, np.zeros(len(EXPRESSION_NAMES), np.float32))
-    jaw_drop = float(rig_head[expression_index("jawOpen"), 14, 1])
-    source_expression = estimate_expression(vertices, head, jaw_drop)
-    rig_head = build_rig(v_head, source_expression)
+    source_expression, rig_head = expression_and_rig(vertices, head)
     rig = (rig_head @ head.rotation.T * head.iod).astype(np.float32)
 
     v2 = vertices[:, :2]
