@@ -25,7 +25,6 @@ CROP_DROP = 0.25  # crop centre below the mesh centre, inter-ocular distances
 OPEN_EYE_RATIO = 0.30  # eye opening / eye width of a relaxed open eye
 PERSON_SMOOTHING = 0.03  # Gaussian blur of the person mask, inter-ocular distances
 FIT_REGULARISATION = 0.003  # ridge weight of the expression fit, relative to the basis' mean energy
-FIT_DEPTH_WEIGHT = 0.3  # weight of z against x, y in the expression fit
 FIT_CONTOUR_WEIGHT = 8.0  # weight of the inner-lip and eyelid contours: openings must match
 FIT_STEPS = 300  # projected-gradient iterations of the expression fit
 # Relative ridge weight per coefficient in the fit (1 when not named): the shapes that can
@@ -101,23 +100,24 @@ def fit_expression_change(rig: np.ndarray, displacement: np.ndarray, lower: np.n
 
     rig: (E, V, 3) displacement per unit of each coefficient (head frame, inter-ocular units).
     displacement: (T, V, 3) observed displacement of the same points from the face the rig
-    was built on. The surface points count, irises do not (they follow gaze, not the rig);
-    depth counts less (FIT_DEPTH_WEIGHT), the face mesh's z being the noisiest coordinate, and
-    the inner-lip and eyelid contours more (FIT_CONTOUR_WEIGHT): mouth and eye openings are
-    what the eye notices first.
+    was built on. The surface points count, irises do not (they follow gaze, not the rig), and
+    only in x and y: the face mesh infers depth from the image, and a jaw that swings toward
+    the camera in the rig barely does so in its z, which would make the fit under-read the
+    jaw. The inner-lip and eyelid contours weigh more (FIT_CONTOUR_WEIGHT): mouth and eye
+    openings are what the eye notices first.
     The prior p_k (FIT_PRIOR) makes the shapes that speech and blinks mostly use (jaw, lip
     closure, rounding, smile, blink) cheaper than those that can mimic them: on an open-mouth
     reference, rolling both lips in also closes the mouth, but a real mouth closes with the jaw.
     The box-constrained least squares is solved by accelerated projected gradient (FISTA),
     all frames at once.
     """
-    weight = np.ones((fm.N_SURFACE, 3)) * np.array([1.0, 1.0, FIT_DEPTH_WEIGHT])
-    weight[list(fm.LIPS_UPPER_INNER + fm.LIPS_LOWER_INNER)] *= FIT_CONTOUR_WEIGHT
+    weight = np.ones((fm.N_SURFACE, 1))
+    weight[list(fm.LIPS_UPPER_INNER + fm.LIPS_LOWER_INNER)] = FIT_CONTOUR_WEIGHT
     weight[list(fm.LEFT_EYE_UPPER + fm.LEFT_EYE_LOWER + fm.RIGHT_EYE_UPPER
-                + fm.RIGHT_EYE_LOWER)] *= FIT_CONTOUR_WEIGHT
-    basis = (rig[:, : fm.N_SURFACE].astype(np.float64) * weight).reshape(len(rig), -1).T  # (3V, E)
-    target = (displacement[:, : fm.N_SURFACE].astype(np.float64) * weight).reshape(
-        len(displacement), -1)  # (T, 3V)
+                + fm.RIGHT_EYE_LOWER)] = FIT_CONTOUR_WEIGHT
+    basis = (rig[:, : fm.N_SURFACE, :2].astype(np.float64) * weight).reshape(len(rig), -1).T  # (2V, E)
+    target = (displacement[:, : fm.N_SURFACE, :2].astype(np.float64) * weight).reshape(
+        len(displacement), -1)  # (T, 2V)
     gram = basis.T @ basis
     prior = np.array([FIT_PRIOR.get(name, 1.0) for name in EXPRESSION_NAMES])
     gram += regularisation * np.trace(gram) / len(gram) * np.diag(prior)

@@ -148,9 +148,10 @@ def fit_head_frame(landmarks: np.ndarray) -> HeadFrame:
     return HeadFrame(rotation=rotation, centre=pts[:N_SURFACE].mean(axis=0), iod=iod)
 
 
-# Points fixed to the skull (eye corners, nose bridge and tip, forehead, the outline beside the
-# ears): what a rigid fit between two expressions of one face may use.
-SKULL_POINTS = (33, 133, 263, 362, 168, 6, 197, 195, 5, 4, 10, 151, 9, 234, 454, 127, 356, 93, 323)
+# Points fixed to the skull (eye corners, the nose's ridge, the outline beside the eyes and
+# ears): what a rigid fit between two expressions of one face may use. The forehead and the
+# point between the brows move with the brows, the nose tip with a smile: left out.
+SKULL_POINTS = (33, 133, 263, 362, 6, 197, 195, 5, 234, 454, 127, 356)
 
 
 def fit_similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
