@@ -148,10 +148,10 @@ def fit_head_frame(landmarks: np.ndarray) -> HeadFrame:
     return HeadFrame(rotation=rotation, centre=pts[:N_SURFACE].mean(axis=0), iod=iod)
 
 
-# Points fixed to the skull (eye corners, the nose's ridge, the outline beside the eyes and
-# ears): what a rigid fit between two expressions of one face may use. The forehead and the
-# point between the brows move with the brows, the nose tip with a smile: left out.
-SKULL_POINTS = (33, 133, 263, 362, 6, 197, 195, 5, 234, 454, 127, 356)
+# Points fixed to the skull (eye corners, the nose's ridge, the top of the forehead, the outline
+# beside the eyes and ears): what a rigid fit between two expressions of one face may use. The
+# skin between and above the brows moves with them, the nose tip with a smile: left out.
+SKULL_POINTS = (33, 133, 263, 362, 6, 197, 195, 5, 10, 234, 454, 127, 356)
 
 
 def fit_similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
