@@ -228,10 +228,10 @@ def reenact(
                                                  "the photo (mp4, mov, webm, ...).",
                                             show_default=False)],
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Output .mp4 [default: <photo>_<driving>.mp4 here].",
+        "--output", "-o", help="Output .mp4 (default: <photo>_<driving>.mp4 here).",
         show_default=False)] = None,
     fps: Annotated[float | None, typer.Option(
-        help="Frames per second [default: the driving video's].", min=1, max=120,
+        help="Frames per second (default: the driving video's).", min=1, max=120,
         show_default=False)] = None,
     size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels.",
                                       min=64, max=2048)] = 512,
@@ -283,10 +283,10 @@ def extract(
                                           show_default=False)],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Motion file: .json (talkinghead's full motion) or .csv (Live Link "
-                               "Face's ARKit layout) [default: <video>_motion.json here].",
+                               "Face's ARKit layout); default: <video>_motion.json here.",
         show_default=False)] = None,
     max_frames: Annotated[int | None, typer.Option(
-        help="Read at most this many frames [default: all].", min=1, show_default=False)] = None,
+        help="Read at most this many frames (default: all).", min=1, show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result line.")] = False,
