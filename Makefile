@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint bench bench-full reference examples clean
+.PHONY: setup demo test test-fast lint bench bench-full reference reenactment examples clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ bench-full: setup
 
 reference: setup
 	$(BIN)/python bench/reference.py
+
+# Self-reenactment of the real videos in ../shared/devdata (ours against an affine warp).
+reenactment: setup
+	$(BIN)/python bench/reenactment.py
 
 examples: setup
 	$(BIN)/python examples/make_examples.py

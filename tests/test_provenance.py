@@ -15,6 +15,11 @@ def test_settings_hash_follows_what_changes_the_video(tmp_path, photo, short_spe
     assert base == settings_hash(photo, short_speech, RenderConfig(device="cpu", batch_size=3))
     for change in ({"seed": 1}, {"fps": 30.0}, {"watermark": "AI"}, {"full_frame": True}):
         assert settings_hash(photo, short_speech, dataclasses.replace(RenderConfig(), **change)) != base
+    motion = tmp_path / "m.json"
+    motion.write_text("{}")
+    with_file = settings_hash(photo, short_speech, RenderConfig(motion_file=str(motion)))
+    motion.write_text("{ }")
+    assert settings_hash(photo, short_speech, RenderConfig(motion_file=str(motion))) != with_file
     copy = tmp_path / "copy.png"
     copy.write_bytes(photo.read_bytes())
     assert settings_hash(copy, short_speech, RenderConfig()) == base  # content, not name

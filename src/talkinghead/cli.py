@@ -14,11 +14,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, TypeVar, get_args
 
 import typer
 
 from talkinghead import __version__
+from talkinghead.config import MotionKind, RenderConfig
 
 app = typer.Typer(
     name="talkinghead",
@@ -30,6 +31,7 @@ app = typer.Typer(
 
 T = TypeVar("T")
 EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+WATERMARK_TEXT = "AI-generated"
 
 
 def _stderr(message: str) -> None:
@@ -87,6 +89,7 @@ class _RichProgress:
 
     LABELS: ClassVar[dict[str, str]] = {"face": "Fitting face", "audio": "Analysing audio",
                                         "motion": "Generating motion",
+                                        "extract": "Tracking the face",
                                         "render": "Rendering + encoding"}
 
     def __init__(self) -> None:
@@ -134,24 +137,6 @@ def main_options(
     """Turn one portrait photo and one speech recording into a talking-head video."""
 
 
-WATERMARK_TEXT = "AI-generated"
-
-
-def _render_config(params: dict) -> tuple[Path, Path, Path, object, bool]:
-    """(photo, audio, output, RenderConfig, force) from ``render``'s parsed options: the one
-    translation, shared by ``render`` and ``batch`` so that a job's options mean the same."""
-    from talkinghead.config import RenderConfig
-    from talkinghead.pipeline import default_output
-
-    watermark = params["watermark_text"] if params["watermark"] else None
-    config = RenderConfig(fps=params["fps"], size=params["size"], full_frame=params["full_frame"],
-                          seed=params["seed"], device=params["device"], motion=params["motion"],
-                          face_index=params["face"], watermark=watermark)
-    photo, audio = params["photo"], params["audio"]
-    output = params["output"] or default_output(photo, audio)
-    return photo, audio, output.expanduser().absolute(), config, params["force"]
-
-
 @app.command()
 def render(
     photo: Annotated[Path, typer.Argument(help="Portrait photo (jpg, png, webp, ...).",
@@ -159,7 +144,7 @@ def render(
     audio: Annotated[Path, typer.Argument(help="Speech (wav, flac, mp3, ogg, m4a, ...).",
                                           show_default=False)],
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Output .mp4 [default: <photo>_<audio>.mp4 here].",
+        "--output", "-o", help="Output .mp4 (default: <photo>_<audio>.mp4 here).",
         show_default=False)] = None,
     fps: Annotated[float, typer.Option(help="Frames per second.", min=1, max=120)] = 25.0,
     size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels (even).",
@@ -169,8 +154,10 @@ def render(
     seed: Annotated[int, typer.Option(help="Random seed: same inputs and seed, same video.")] = 0,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
         help="Where to compute.")] = "auto",
-    motion: Annotated[Literal["baseline"], typer.Option(
-        help="Motion generator. 'baseline': rule-based (the diffusion generator is to come).",
+    motion: Annotated[str, typer.Option(
+        help="Where motion comes from: a generator ('baseline': rule-based; the diffusion "
+             "generator is to come), or a motion file (.json or .csv, e.g. from `talkinghead "
+             "extract`), applied relative to the photo and fitted to the audio's length.",
     )] = "baseline",
     face: Annotated[int | None, typer.Option(
         "--face", help="Which face when there are several: 0 = largest.", min=0,
@@ -187,18 +174,46 @@ def render(
     """Render PHOTO speaking AUDIO into an mp4 (H.264 + AAC)."""
     if size % 2:
         raise typer.BadParameter("must be even (H.264 needs even frame sides)", param_hint="--size")
-    photo, audio, out, config, force = _render_config(locals())
+    params = dict(locals())
 
     def run():
         from talkinghead.pipeline import render as render_video
 
+        photo, audio, out, config, force = _render_config(params)
         if quiet:
             return render_video(photo, audio, out, config, force=force, warn=_stderr)
         with _RichProgress() as bars:
             return render_video(photo, audio, out, config, force=force, progress=bars,
                                 warn=_stderr)
 
-    result = _guard(run, debug=debug)
+    _report(_guard(run, debug=debug), as_json=as_json, quiet=quiet)
+
+
+def _render_config(params: dict) -> tuple[Path, Path, Path, RenderConfig, bool]:
+    """(photo, audio, output, RenderConfig, force) from ``render``'s parsed options: the one
+    translation, shared by ``render`` and ``batch`` so that a job's options mean the same.
+    ``--motion`` names a generator or a motion file (.json or .csv)."""
+    from talkinghead.errors import InputError
+    from talkinghead.motionfile import SUFFIXES
+    from talkinghead.pipeline import default_output
+
+    motion, motion_file = params["motion"], None
+    if motion not in get_args(MotionKind):
+        if Path(motion).suffix.lower() not in SUFFIXES:
+            raise InputError(None, f"--motion {motion!r} is neither a generator "
+                                   f"({', '.join(get_args(MotionKind))}) nor a .json or .csv motion file")
+        motion, motion_file = "baseline", str(Path(motion).expanduser().absolute())
+    watermark = params["watermark_text"] if params["watermark"] else None
+    config = RenderConfig(fps=params["fps"], size=params["size"], full_frame=params["full_frame"],
+                          seed=params["seed"], device=params["device"], motion=motion,
+                          motion_file=motion_file, face_index=params["face"], watermark=watermark)
+    photo, audio = params["photo"], params["audio"]
+    output = params["output"] or default_output(photo, audio)
+    return photo, audio, output.expanduser().absolute(), config, params["force"]
+
+
+def _report(result, *, as_json: bool, quiet: bool) -> None:
+    """A finished video: its path (or one JSON line) on stdout, a summary on stderr."""
     if as_json:
         print(json.dumps({
             "output": str(result.output), "frames": result.frames, "fps": result.fps,
@@ -214,6 +229,133 @@ def render(
         if not quiet:
             _stderr(f"{result.frames} frames ({result.audio_seconds:.1f} s) in "
                     f"{result.seconds:.1f} s: {result.render_fps:.1f} frames/s")
+
+
+@app.command()
+def reenact(
+    photo: Annotated[Path, typer.Argument(help="Portrait photo (jpg, png, webp, ...).",
+                                          show_default=False)],
+    driving: Annotated[Path, typer.Argument(help="Video of a face whose motion and sound drive "
+                                                 "the photo (mp4, mov, webm, ...).",
+                                            show_default=False)],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Output .mp4 (default: <photo>_<driving>.mp4 here).",
+        show_default=False)] = None,
+    fps: Annotated[float | None, typer.Option(
+        help="Frames per second (default: the driving video's).", min=1, max=120,
+        show_default=False)] = None,
+    size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels.",
+                                      min=64, max=2048)] = 512,
+    full_frame: Annotated[bool, typer.Option(
+        "--full-frame", help="Keep the photo's framing instead of a face-centred crop.")] = False,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
+        help="Where to compute.")] = "auto",
+    face: Annotated[int | None, typer.Option(
+        "--face", help="Which face of the photo when there are several: 0 = largest.", min=0,
+        show_default=False)] = None,
+    watermark: Annotated[bool, typer.Option(
+        "--watermark", help="Draw a visible label into every frame.")] = False,
+    watermark_text: Annotated[str, typer.Option(
+        help="The label's text (with --watermark).")] = WATERMARK_TEXT,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result line.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Animate PHOTO with the head motion, expressions and sound of the face in DRIVING.
+
+    The driving face's change from its first frame moves the photo's face from its own pose
+    and expression. A driving video without sound gives a silent audio track.
+    """
+    if size % 2:
+        raise typer.BadParameter("must be even (H.264 needs even frame sides)", param_hint="--size")
+
+    def run():
+        from talkinghead.errors import InputError
+        from talkinghead.mux import probe
+        from talkinghead.pipeline import default_output
+        from talkinghead.pipeline import reenact as reenact_video
+
+        if not driving.is_file():
+            raise InputError(driving, "file not found")
+        rate = fps or min(max(probe(driving).fps, 1.0), 120.0)
+        config = RenderConfig(fps=rate, size=size, full_frame=full_frame, device=device,
+                              face_index=face, watermark=watermark_text if watermark else None)
+        out = (output or default_output(photo, driving)).expanduser().absolute()
+        if quiet:
+            return reenact_video(photo, driving, out, config, force=force, warn=_stderr)
+        with _RichProgress() as bars:
+            return reenact_video(photo, driving, out, config, force=force, progress=bars,
+                                 warn=_stderr)
+
+    _report(_guard(run, debug=debug), as_json=as_json, quiet=quiet)
+
+
+@app.command()
+def extract(
+    video: Annotated[Path, typer.Argument(help="Video of a face (mp4, mov, webm, ...).",
+                                          show_default=False)],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Motion file: .json (talkinghead's full motion) or .csv (Live Link "
+                               "Face's ARKit layout); default: <video>_motion.json here.",
+        show_default=False)] = None,
+    max_frames: Annotated[int | None, typer.Option(
+        help="Read at most this many frames (default: all).", min=1, show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result line.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Write the motion of the face in VIDEO, per frame: head pose, ARKit coefficients, gaze.
+
+    `talkinghead render PHOTO AUDIO --motion FILE` plays it back on a photo.
+    """
+
+    def run():
+        from talkinghead.errors import InputError
+        from talkinghead.extract import extract_motion
+        from talkinghead.motionfile import SUFFIXES, write_motion
+        from talkinghead.mux import probe
+
+        out = (output or Path.cwd() / f"{video.stem}_motion.json").expanduser().absolute()
+        if out.suffix.lower() not in SUFFIXES:
+            raise InputError(out, "motion file must end in .json or .csv")
+        if out.is_dir():
+            raise InputError(out, "output is a folder; give a file name ending in .json or .csv")
+        if out.exists() and not force:
+            raise InputError(out, "output already exists (use --force to overwrite)")
+        if not out.parent.is_dir():
+            raise InputError(out, f"output folder {out.parent} does not exist")
+        if not video.is_file():
+            raise InputError(video, "file not found")
+        info = probe(video)
+        total = round(info.duration * info.fps)
+        if max_frames is not None:
+            total = min(total, max_frames)
+        if quiet:
+            extracted = extract_motion(video, max_frames=max_frames)
+        else:
+            with _RichProgress() as bars:
+                bars.start("extract", max(total, 1))
+                extracted = extract_motion(video, max_frames=max_frames, on_frames=bars.advance)
+        try:
+            write_motion(out, extracted.motion,
+                         extra={"source": video.name,
+                                "face_found": extracted.face_found.astype(int).tolist()})
+        except OSError as exc:
+            raise InputError(out, f"cannot write output ({exc.strerror})") from None
+        return out, extracted
+
+    out, extracted = _guard(run, debug=debug)
+    motion = extracted.motion
+    if as_json:
+        print(json.dumps({"output": str(out), "frames": motion.n_frames, "fps": motion.fps,
+                          "face_frames": round(float(extracted.face_found.mean()), 4)}))
+    else:
+        print(out)
+        if not quiet:
+            _stderr(f"{motion.n_frames} frames at {motion.fps:g} fps, face found in "
+                    f"{extracted.face_found.mean():.0%}")
 
 
 _TRUE, _FALSE = {"1", "true", "yes", "on", "y"}, {"0", "false", "no", "off", "n"}

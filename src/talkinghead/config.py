@@ -18,6 +18,7 @@ class RenderConfig:
     seed: int = 0  # one seed drives every random choice: same inputs + seed = same video
     device: Device = "auto"  # torch device for motion and rendering
     motion: MotionKind = "baseline"  # motion generator (the diffusion generator comes later)
+    motion_file: str | None = None  # a motion file (.json/.csv) played instead of the generator
     face_index: int | None = None  # which face when several are found (0 = largest)
     batch_size: int = 8  # frames rendered per batch
     crf: int = 18  # x264 quality (lower is better, 18 is visually lossless)

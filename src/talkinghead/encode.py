@@ -23,7 +23,24 @@ from talkinghead.motionspace import EXPRESSION_NAMES, MotionSequence, expression
 CROP_IODS = 4.2  # side of the face-centred crop, in inter-ocular distances
 CROP_DROP = 0.25  # crop centre below the mesh centre, inter-ocular distances
 OPEN_EYE_RATIO = 0.30  # eye opening / eye width of a relaxed open eye
+EYE_WIDE_BAND = 0.10  # eyes open by up to this share beyond OPEN_EYE_RATIO read as not widened
+# Neutral mouth geometry of a typical face, inter-ocular units (outer eye corners), and how far
+# faces differ from it without any expression (dead bands).
+NEUTRAL_CORNER_LIFT = -0.005  # mouth corner above the lip seam's centre
+CORNER_BAND = 0.025
+NEUTRAL_HALF_MOUTH = 0.275  # mouth corner from the nose's midline
+WIDTH_BAND = 0.04
+NOSE_RIDGE = (6, 197, 195, 5)  # midline points no expression moves sideways
 PERSON_SMOOTHING = 0.03  # Gaussian blur of the person mask, inter-ocular distances
+FIT_REGULARISATION = 0.003  # ridge weight of the expression fit, relative to the basis' mean energy
+FIT_CONTOUR_WEIGHT = 8.0  # weight of the inner-lip and eyelid contours: openings must match
+FIT_STEPS = 300  # projected-gradient iterations of the expression fit
+# Relative ridge weight per coefficient in the fit (1 when not named): the shapes that can
+# mimic jaw, lip and lid motion cost more (see fit_expression_change).
+FIT_PRIOR = {"jawOpen": 0.1, "mouthClose": 0.3, "eyeBlinkLeft": 0.1, "eyeBlinkRight": 0.1,
+             "mouthRollLower": 10.0, "mouthRollUpper": 10.0, "mouthShrugLower": 10.0,
+             "mouthShrugUpper": 10.0, "mouthPressLeft": 5.0, "mouthPressRight": 5.0,
+             "cheekSquintLeft": 5.0, "cheekSquintRight": 5.0}
 
 
 @dataclass(frozen=True)
@@ -56,22 +73,100 @@ def canvas_placement(image_shape: tuple[int, ...], landmarks: np.ndarray,
     return affine, (config.size, config.size)
 
 
-def estimate_expression(vertices: np.ndarray, head: fm.HeadFrame, rig_jaw_drop: float) -> np.ndarray:
-    """(E,) the source's coefficients that the geometry tells directly: jaw and eyelids.
+def estimate_expression(vertices: np.ndarray, head: fm.HeadFrame, rig: np.ndarray) -> np.ndarray:
+    """(E,) a single photo's own coefficients, from geometric ratios in inter-ocular units.
 
-    Others stay 0 (the source's own look is kept and motion adds to it).
+    rig: (E, 478, 3) this face's rig for a neutral source (``build_rig`` with zeros), which
+    says how far one unit of each coefficient moves the points measured.
+
+    A photo has no neutral face of its own to compare with, so only what geometry tells
+    across faces is read, each against a typical neutral value with a dead band for how faces
+    differ: jawOpen (inner lip gap), eyeBlink and eyeWide (lid opening / eye width),
+    mouthSmile and mouthFrown (mouth corner height against the lip seam), mouthStretch (half
+    mouth width from the nose's midline, less a smile's widening). The rest stay 0: brows, lip
+    rolls, a narrow mouth (pucker) and cheeks vary too much between people to be read from
+    one photo. Motion is applied relative to the photo, so a coefficient read as 0 only
+    limits how far it can go down.
     """
     v = head.to_head(vertices)
-    coeffs = np.zeros(len(EXPRESSION_NAMES), dtype=np.float32)
-    lip_gap = float(v[14, 1] - v[13, 1])
-    coeffs[expression_index("jawOpen")] = np.clip(lip_gap / max(rig_jaw_drop, 1e-6), 0.0, 1.0)
+    coeffs = np.zeros(len(EXPRESSION_NAMES), dtype=np.float64)
+
+    def put(name: str, value: float) -> None:
+        coeffs[expression_index(name)] = float(np.clip(value, 0.0, 1.0))
+
+    def per_unit(name: str, point: int, axis: int) -> float:
+        return max(abs(float(rig[expression_index(name), point, axis])), 1e-6)
+
+    put("jawOpen", float(v[14, 1] - v[13, 1]) / per_unit("jawOpen", 14, 1))
     for side, upper, lower in (("Left", fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER),
                                ("Right", fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)):
         width = float(np.linalg.norm(v[upper[0], :2] - v[upper[-1], :2]))
         opening = float(np.mean(v[list(lower[2:-2]), 1] - v[list(upper[2:-2]), 1]))
-        coeffs[expression_index(f"eyeBlink{side}")] = np.clip(
-            1.0 - opening / (OPEN_EYE_RATIO * width), 0.0, 0.9)
-    return coeffs
+        ratio = opening / (OPEN_EYE_RATIO * width)
+        put(f"eyeBlink{side}", min(1.0 - ratio, 0.9))
+        put(f"eyeWide{side}", (ratio - 1.0 - EYE_WIDE_BAND) / 0.25)  # the rig's wide: +25 % per unit
+
+    seam = 0.5 * (v[13, 1] + v[14, 1])
+    midline = float(v[list(NOSE_RIDGE), 0].mean())
+    for side, corner, out in (("Left", fm.MOUTH_CORNER_LEFT, 1.0), ("Right", fm.MOUTH_CORNER_RIGHT, -1.0)):
+        lift = float(seam - v[corner, 1]) - NEUTRAL_CORNER_LIFT
+        smile = (lift - CORNER_BAND) / per_unit(f"mouthSmile{side}", corner, 1)
+        put(f"mouthSmile{side}", smile)
+        put(f"mouthFrown{side}", (-lift - CORNER_BAND) / per_unit(f"mouthFrown{side}", corner, 1))
+        half_width = out * float(v[corner, 0] - midline) - NEUTRAL_HALF_MOUTH
+        smile_widening = max(smile, 0.0) * per_unit(f"mouthSmile{side}", corner, 0)
+        put(f"mouthStretch{side}", (half_width - smile_widening - WIDTH_BAND)
+            / per_unit(f"mouthStretch{side}", corner, 0))
+    return coeffs.astype(np.float32)
+
+
+def expression_and_rig(vertices: np.ndarray, head: fm.HeadFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The face's own coefficients (E,) and its rig (E, 478, 3) in head-frame units."""
+    v_head = head.to_head(vertices)
+    neutral_rig = build_rig(v_head, np.zeros(len(EXPRESSION_NAMES), np.float32))
+    expression = estimate_expression(vertices, head, neutral_rig)
+    return expression, build_rig(v_head, expression)
+
+
+def fit_expression_change(rig: np.ndarray, displacement: np.ndarray, lower: np.ndarray,
+                          upper: np.ndarray, regularisation: float = FIT_REGULARISATION,
+                          steps: int = FIT_STEPS) -> np.ndarray:
+    """(T, E) coefficient changes c minimising
+    |sum_k c_k rig_k - displacement|^2 + reg sum_k p_k c_k^2, with lower <= c <= upper.
+
+    rig: (E, V, 3) displacement per unit of each coefficient (head frame, inter-ocular units).
+    displacement: (T, V, 3) observed displacement of the same points from the face the rig
+    was built on. The surface points count, irises do not (they follow gaze, not the rig), and
+    only in x and y: the face mesh infers depth from the image, and a jaw that swings toward
+    the camera in the rig barely does so in its z, which would make the fit under-read the
+    jaw. The inner-lip and eyelid contours weigh more (FIT_CONTOUR_WEIGHT): mouth and eye
+    openings are what the eye notices first.
+    The prior p_k (FIT_PRIOR) makes the shapes that speech and blinks mostly use (jaw, lip
+    closure, rounding, smile, blink) cheaper than those that can mimic them: on an open-mouth
+    reference, rolling both lips in also closes the mouth, but a real mouth closes with the jaw.
+    The box-constrained least squares is solved by accelerated projected gradient (FISTA),
+    all frames at once.
+    """
+    weight = np.ones((fm.N_SURFACE, 1))
+    weight[list(fm.LIPS_UPPER_INNER + fm.LIPS_LOWER_INNER)] = FIT_CONTOUR_WEIGHT
+    weight[list(fm.LEFT_EYE_UPPER + fm.LEFT_EYE_LOWER + fm.RIGHT_EYE_UPPER
+                + fm.RIGHT_EYE_LOWER)] = FIT_CONTOUR_WEIGHT
+    basis = (rig[:, : fm.N_SURFACE, :2].astype(np.float64) * weight).reshape(len(rig), -1).T  # (2V, E)
+    target = (displacement[:, : fm.N_SURFACE, :2].astype(np.float64) * weight).reshape(
+        len(displacement), -1)  # (T, 2V)
+    gram = basis.T @ basis
+    prior = np.array([FIT_PRIOR.get(name, 1.0) for name in EXPRESSION_NAMES])
+    gram += regularisation * np.trace(gram) / len(gram) * np.diag(prior)
+    rhs = target @ basis  # (T, E)
+    step = 1.0 / float(np.linalg.eigvalsh(gram)[-1])
+    c = np.clip(np.zeros_like(rhs), lower, upper)
+    y, momentum = c.copy(), 1.0
+    for _ in range(steps):
+        c_next = np.clip(y - step * (y @ gram - rhs), lower, upper)
+        momentum_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum**2))
+        y = c_next + (momentum - 1.0) / momentum_next * (c_next - c)
+        c, momentum = c_next, momentum_next
+    return c.astype(np.float32)
 
 
 def estimate_gaze(vertices: np.ndarray, head: fm.HeadFrame) -> np.ndarray:
@@ -121,11 +216,7 @@ def encode(portrait: Portrait, face: Face, config: RenderConfig) -> tuple[Appear
     # gives the moving head a soft silhouette instead of a serrated one.
     person = cv2.GaussianBlur(person, (0, 0), PERSON_SMOOTHING * head.iod)
 
-    v_head = head.to_head(vertices)
-    rig_head = build_rig(v_head, np.zeros(len(EXPRESSION_NAMES), np.float32))
-    jaw_drop = float(rig_head[expression_index("jawOpen"), 14, 1])
-    source_expression = estimate_expression(vertices, head, jaw_drop)
-    rig_head = build_rig(v_head, source_expression)
+    source_expression, rig_head = expression_and_rig(vertices, head)
     rig = (rig_head @ head.rotation.T * head.iod).astype(np.float32)
 
     v2 = vertices[:, :2]

@@ -7,10 +7,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from talkinghead.config import RenderConfig
 from talkinghead.errors import InputError
+
+if TYPE_CHECKING:
+    from talkinghead.encode import Appearance
+    from talkinghead.motionspace import MotionSequence
 
 
 class Progress(Protocol):
@@ -82,17 +88,22 @@ def resolve_device(device: str) -> str:
 
 
 def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, force: bool = False,
-           progress: Progress | None = None,
-           warn: Callable[[str], None] | None = None) -> RenderResult:
-    """Render ``photo`` speaking ``audio`` into ``output`` (an mp4, written atomically)."""
+           progress: Progress | None = None, warn: Callable[[str], None] | None = None,
+           motion: MotionSequence | None = None) -> RenderResult:
+    """Render ``photo`` speaking ``audio`` into ``output`` (an mp4, written atomically).
+
+    ``motion``, or the motion file ``config.motion_file``, replaces the generator: it is
+    retimed to ``config.fps``, trimmed or held to the audio's length, and applied relative to
+    the photo (``motionfile.relative_to``).
+    """
     from talkinghead.audio import audio_features, frame_count
     from talkinghead.encode import encode
     from talkinghead.face import find_face
     from talkinghead.load import load_audio, load_portrait
     from talkinghead.motion import baseline_motion
-    from talkinghead.mux import VideoWriter, ffmpeg_exe
-    from talkinghead.provenance import metadata, settings_hash, watermark
-    from talkinghead.render import MeshWarpRenderer
+    from talkinghead.motionfile import read_motion, relative_to, retime
+    from talkinghead.mux import ffmpeg_exe
+    from talkinghead.provenance import settings_hash
 
     progress = progress or _NoProgress()
     check_output(output, force)
@@ -110,6 +121,8 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     # 1. load
     portrait = load_portrait(photo)
     clip = load_audio(audio)
+    if motion is None and config.motion_file:
+        motion = read_motion(Path(config.motion_file))
     settings = settings_hash(photo, audio, config)
     lap("load")
     # 2. face
@@ -121,27 +134,50 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     # 3. encode
     appearance, source = encode(portrait, face, config)
     lap("encode")
-    # 4. audio features
     n_frames = frame_count(clip.duration, config.fps)
-    progress.start("audio", 1)
-    features = audio_features(clip, config.fps, n_frames)
-    progress.advance()
-    lap("audio")
-    # 5. motion
-    progress.start("motion", n_frames)
-    motion = baseline_motion(features, source, config.seed)
-    progress.advance(n_frames)
+    if motion is None:
+        # 4. audio features
+        progress.start("audio", 1)
+        features = audio_features(clip, config.fps, n_frames)
+        progress.advance()
+        lap("audio")
+        # 5. motion
+        progress.start("motion", n_frames)
+        motion = baseline_motion(features, source, config.seed)
+        progress.advance(n_frames)
+    else:
+        motion = relative_to(retime(motion, config.fps, n_frames), source)
     lap("motion")
     # 6. render and 7. mux, streamed batch by batch
+    width, height, first_frame = _render_and_mux(
+        appearance, source, motion, output, config, device, clip.path, clip.channels, settings,
+        progress, lap, started)
+    return RenderResult(output=output, frames=n_frames, fps=config.fps, width=width,
+                        height=height, audio_seconds=clip.duration,
+                        seconds=time.perf_counter() - started, first_frame_seconds=first_frame,
+                        settings=settings, stage_seconds=times)
+
+
+def _render_and_mux(appearance: Appearance, source: MotionSequence, motion: MotionSequence,
+                    output: Path, config: RenderConfig, device: str, audio: Path, channels: int,
+                    settings: str, progress: Progress, lap: Callable[[str], None],
+                    started: float) -> tuple[int, int, float]:
+    """Stages 6 and 7: frames rendered batch by batch (watermarked with
+    ``config.watermark``) and streamed to the encoder, tagged as synthetic with the settings
+    hash. Returns the frame width, height and the seconds until the first frame was written."""
+    from talkinghead.mux import VideoWriter
+    from talkinghead.provenance import metadata, watermark
+    from talkinghead.render import MeshWarpRenderer
+
     renderer = MeshWarpRenderer(appearance, source, device=device)
     lap("render")
-    progress.start("render", n_frames)
+    progress.start("render", motion.n_frames)
     first_frame = 0.0
     with VideoWriter(output, width=renderer.width, height=renderer.height, fps=config.fps,
-                     audio=clip.path, audio_channels=clip.channels, crf=config.crf,
+                     audio=audio, audio_channels=channels, crf=config.crf,
                      metadata=metadata(settings)) as writer:
         lap("mux")
-        for start in range(0, n_frames, config.batch_size):
+        for start in range(0, motion.n_frames, config.batch_size):
             frames = renderer.render(motion.frames(start, start + config.batch_size))
             if config.watermark:
                 watermark(frames, config.watermark)
@@ -151,7 +187,78 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
             first_frame = first_frame or time.perf_counter() - started
             progress.advance(len(frames))
     lap("mux")
-    return RenderResult(output=output, frames=n_frames, fps=config.fps, width=renderer.width,
-                        height=renderer.height, audio_seconds=clip.duration,
+    return renderer.width, renderer.height, first_frame
+
+
+def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
+            force: bool = False, progress: Progress | None = None,
+            warn: Callable[[str], None] | None = None) -> RenderResult:
+    """Animate ``photo`` with the motion of the face in the ``driving`` video and its sound.
+
+    The driving face's change from its first frame moves the photo's face from its own
+    state (pose, expression, gaze). The output has the driving video's length, at
+    ``config.fps``; a driving video without sound gives a silent track (and a warning).
+    """
+    import soundfile as sf
+
+    from talkinghead.audio import frame_count
+    from talkinghead.encode import encode
+    from talkinghead.extract import extract_motion
+    from talkinghead.face import find_face
+    from talkinghead.load import load_portrait
+    from talkinghead.motionfile import relative_to, retime
+    from talkinghead.mux import decode_audio, ffmpeg_exe, probe
+    from talkinghead.provenance import settings_hash
+
+    progress = progress or _NoProgress()
+    check_output(output, force)
+    ffmpeg_exe()
+    device = resolve_device(config.device)
+    times: dict[str, float] = {}
+    started = clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        times[stage] = times.get(stage, 0.0) + now - clock
+        clock = now
+
+    # 1. load, 2. face, 3. encode: the photo as for render
+    portrait = load_portrait(photo)
+    lap("load")
+    progress.start("face", 1)
+    face = find_face(portrait, face_index=config.face_index, min_face_px=config.min_face_px,
+                     warn=warn)
+    progress.advance()
+    lap("face")
+    appearance, source = encode(portrait, face, config)
+    lap("encode")
+    # 4-5. the driving video's motion and sound instead of audio features and a generator
+    if not driving.is_file():
+        raise InputError(driving, "file not found")
+    info = probe(driving)
+    settings = settings_hash(photo, driving, config)
+    progress.start("extract", max(1, round(info.duration * info.fps)))
+    extracted = extract_motion(driving, on_frames=progress.advance)
+    lap("extract")
+    driven = extracted.motion
+    n_frames = frame_count(driven.n_frames / driven.fps, config.fps)
+    motion = relative_to(retime(driven, config.fps, n_frames), source)
+    lap("motion")
+    sound = decode_audio(driving, 48_000)
+    with tempfile.TemporaryDirectory(prefix="talkinghead-") as scratch:
+        if sound is None or not np.any(sound):
+            if warn is not None:
+                warn(f"{driving}: no sound; the output's audio track is silent")
+            audio, channels = Path(scratch) / "silence.wav", 1
+            sf.write(audio, np.zeros(round(n_frames / config.fps * 16_000), np.float32), 16_000)
+        else:
+            audio, channels = driving, sound.shape[1]
+        # 6. render and 7. mux
+        width, height, first_frame = _render_and_mux(
+            appearance, source, motion, output, config, device, audio, channels, settings,
+            progress, lap, started)
+    return RenderResult(output=output, frames=n_frames, fps=config.fps, width=width,
+                        height=height, audio_seconds=n_frames / config.fps,
                         seconds=time.perf_counter() - started, first_frame_seconds=first_frame,
                         settings=settings, stage_seconds=times)

@@ -40,6 +40,8 @@ def _file_digest(path: Path) -> str:
 def settings_hash(photo: Path, audio: Path, config: RenderConfig) -> str:
     """SHA-256 (hex) of the inputs' bytes, the output-changing settings and the version."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_HASHED}
+    if config.motion_file:  # the file's content, not its name
+        settings["motion_file"] = _file_digest(Path(config.motion_file))
     record = {"version": __version__, "photo": _file_digest(photo), "audio": _file_digest(audio),
               "settings": settings}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()

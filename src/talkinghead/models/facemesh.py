@@ -146,3 +146,23 @@ def fit_head_frame(landmarks: np.ndarray) -> HeadFrame:
     rotation = np.stack([x, y, z], axis=1)
     iod = float(np.linalg.norm(pts[263] - pts[33]))
     return HeadFrame(rotation=rotation, centre=pts[:N_SURFACE].mean(axis=0), iod=iod)
+
+
+# Points fixed to the skull (eye corners, the nose's ridge, the top of the forehead, the outline
+# beside the eyes and ears): what a rigid fit between two expressions of one face may use. The
+# skin between and above the brows moves with them, the nose tip with a smile: left out.
+SKULL_POINTS = (33, 133, 263, 362, 6, 197, 195, 5, 10, 234, 454, 127, 356)
+
+
+def fit_similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity (scale s, rotation R, shift t) with target ~ s R source + t.
+
+    source, target: (N, 3) corresponding points (Umeyama's method, no reflection).
+    """
+    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - mu_s, target - mu_t
+    u, sigma, vt = np.linalg.svd(b.T @ a)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ d @ vt
+    scale = float(np.trace(np.diag(sigma) @ d) / max((a**2).sum(), 1e-12))
+    return scale, rotation, mu_t - scale * rotation @ mu_s

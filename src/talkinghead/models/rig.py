@@ -9,6 +9,23 @@ by JAW_MAX_DEG at the chin.
 Regions come from the mesh's semantics (lip, eye and brow contours in ``facemesh``), softened
 with Gaussian fall-offs so the deformation is smooth everywhere except at the lip and eyelid
 seams, where it must be sharp.
+
+What one unit of each coefficient does (inter-ocular units; "Left" is the subject's left):
+- jawOpen: the jaw and lower lip turn JAW_MAX_DEG about a hinge below the ears; upper lip stays.
+- mouthClose: the lower lip rises (0.7 of the jaw's lip drop) and the upper lip falls (0.3):
+  lips meet over an open jaw.
+- mouthFunnel / mouthPucker: lips draw toward the mouth's centre and forward; funnel also
+  parts them, pucker narrows more.
+- mouthSmile / Frown / Stretch (per side): the corner moves up and out / down / out.
+- mouthPress (per side), mouthRollUpper / Lower: lip contours squash toward the lip seam.
+- mouthLowerDown / UpperUp (per side), mouthShrugLower / Upper: one lip moves down / up.
+- browDown / browOuterUp (per side), browInnerUp: the brow region moves down and inward /
+  the outer end up / the inner ends up.
+- cheekSquint (per side): the cheek below the eye rises.
+- eyeBlink (per side): the upper lid travels to the lower lid (exactly closed from the
+  source's state), skin above it following; eyeSquint raises the lower lid, eyeWide lifts
+  the upper one, by a quarter of the open gap.
+``encode.fit_expression_change`` inverts this map: observed displacement to coefficients.
 """
 
 from __future__ import annotations
