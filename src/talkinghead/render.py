@@ -45,6 +45,8 @@ UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distanc
 LOWER_TEETH = 0.09
 TEETH_TUCK = 0.03  # how far the teeth reach up under the upper lip
 OVERBITE = 0.03  # lower incisors behind the upper ones when the jaw is shut
+LOWER_TEETH_SHOWN = 0.035  # lower incisors above the lower lip when the jaw is open
+CORNER_REACH = 0.6  # share of the way from the inner lip corners to the outer ones painted
 TOOTH_WIDTHS = (0.085, 0.07, 0.06, 0.05, 0.045)  # centre outwards, inter-ocular distances
 TEETH_RGB = np.array([0.93, 0.90, 0.83], dtype=np.float32)
 EYE_OPEN_MARGIN = 0.004  # visible opening beyond the mesh's lid contours, inter-ocular distances
@@ -454,6 +456,15 @@ class _MouthPainter:
         """
         b, _, ph, pw = patch.shape
         poly = vertices[:, self.polygon, :2]  # (B, K, 2)
+        # The mesh's inner lip corners sit inside the visible commissures, and an opening jaw
+        # drags the skin between them into pale wedges: the opening reaches out over them.
+        unit = self.iod * scale[:, None]  # (B, 1) pixels per inter-ocular distance
+        gap_mid = (vertices[:, 14, :2] - vertices[:, 13, :2]).norm(dim=-1, keepdim=True) / unit
+        reach = (CORNER_REACH * smoothstep(0.02, 0.12, gap_mid))[..., None]  # (B, 1, 1)
+        corners = vertices[:, [fm.MOUTH_CORNER_RIGHT, fm.MOUTH_CORNER_LEFT], :2]
+        ends = [0, len(fm.LIPS_UPPER_INNER) - 1]
+        poly = poly.clone()
+        poly[:, ends] = poly[:, ends] + reach * (corners - poly[:, ends])
         lo = poly.amin(dim=(0, 1)) - 2.0
         hi = poly.amax(dim=(0, 1)) + 2.0
         x0 = int(max(np.floor(lo[0].item()) - origin[0], 0))
@@ -500,10 +511,15 @@ class _MouthPainter:
             order = pu.argsort(dim=1)
             return _interp(u, pu.gather(1, order), pv.gather(1, order))
 
-        unit = self.iod * scale[:, None]  # (B, 1) pixels per inter-ocular distance
         upper_top = line(upper_teeth) - TEETH_TUCK * unit
         upper_bottom = line(upper_teeth) + UPPER_TEETH * unit
-        lower_top = line(lower_teeth) + (UPPER_TEETH - OVERBITE) * unit
+        # Lower incisors ride on the jaw behind the upper ones; with the jaw open, the lower
+        # lip hides all but their tips.
+        mid = len(fm.LIPS_LOWER_INNER) // 2
+        lip_mid = ((vertices[:, self.lower[mid], :2] - centre) * down).sum(-1, keepdim=True)
+        jaw_mid = ((lower_teeth[:, mid, :2] - centre) * down).sum(-1, keepdim=True)
+        lower_top = line(lower_teeth) + torch.minimum((UPPER_TEETH - OVERBITE) * unit,
+                                                      lip_mid - jaw_mid - LOWER_TEETH_SHOWN * unit)
         lower_bottom = lower_top + LOWER_TEETH * unit
         span = self.half_width * scale[:, None]
         lateral = (u.abs() / span).clamp(0.0, 1.5)
@@ -525,8 +541,8 @@ class _MouthPainter:
         tongue = smoothstep(-0.7, 0.7, v - tongue_top) * (1.0 - smoothstep(0.8, 1.0, lateral))
         shade_t = 0.6 + 0.4 * smoothstep(0.0, 0.06, (v - tongue_top) / unit)
         colour = colour + tongue[:, None] * (self.tongue * shade_t[:, None] - colour)
-        lower = band(lower_top + tip_round, lower_bottom)
-        lower_colour = self.teeth * (0.8 * falloff * gap_shade)[:, None]
+        lower = band(lower_top + tip_round, lower_bottom) * (1.0 - smoothstep(0.35, 0.65, lateral))
+        lower_colour = self.teeth * (0.9 * falloff * gap_shade)[:, None]
         colour = colour + lower[:, None] * (lower_colour - colour)
         upper = band(upper_top, upper_bottom - tip_round)
         upper_shade = falloff * gap_shade * (0.72 + 0.28 * smoothstep(
