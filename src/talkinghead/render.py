@@ -37,9 +37,13 @@ NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter
 HEAD_EXTENT = (2.5, 3.2, 0.5)  # head half-width, height above its centre, fade (inter-ocular)
 EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocular distances
 SILHOUETTE_FADE = 0.15  # head motion fades in over this far inside the silhouette (inter-ocular)
-INVERSION_STEPS = 6  # fixed-point iterations inverting the forward field, on the cells
-INVERSION_DAMPING = 0.7  # share of each fixed-point update taken (1 = undamped)
+INVERSION_STEPS = 6  # Newton steps inverting the forward field, on the cells
+INVERSION_RAMP = 6  # steps over which the field is brought in
+INVERSION_DAMPING = 0.7  # share of a fixed-point update taken where the field folds
+FOLD_DET = 0.2  # Jacobian determinant below which the field counts as folded there
 FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
+MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
+MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
 BACKGROUND = 0.02  # person-mask values below this are background and never move
 UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distances
 LOWER_TEETH = 0.09
@@ -159,6 +163,36 @@ def _extend_smoothly(values: np.ndarray, known: np.ndarray, near: float, far: fl
     return w * nearest + (1.0 - w) * blurred
 
 
+def _bounded_slope(depth: np.ndarray, step: float) -> np.ndarray:
+    """The farthest depth map (z grows away) at or in front of ``depth`` whose change between
+    neighbouring cells is at most ``step`` (diagonals ``step * sqrt 2``)."""
+    z = depth.astype(np.float32)
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+    diagonal = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], np.uint8)
+    for _ in range(4 * max(z.shape)):
+        nearer = np.minimum(cv2.erode(z, cross) + step, cv2.erode(z, diagonal) + step * np.sqrt(2.0))
+        bounded = np.minimum(z, nearer)
+        if np.array_equal(bounded, z):
+            break
+        z = bounded
+    return z.astype(depth.dtype)
+
+
+def _bounded_slope(depth: np.ndarray, step: float) -> np.ndarray:
+    """The farthest depth map (z grows away) at or in front of ``depth`` whose change between
+    neighbouring cells is at most ``step`` (diagonals ``step * sqrt 2``)."""
+    z = depth.astype(np.float32)
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+    diagonal = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], np.uint8)
+    for _ in range(4 * max(z.shape)):
+        nearer = np.minimum(cv2.erode(z, cross) + step, cv2.erode(z, diagonal) + step * np.sqrt(2.0))
+        bounded = np.minimum(z, nearer)
+        if np.array_equal(bounded, z):
+            break
+        z = bounded
+    return z.astype(depth.dtype)
+
+
 def _joined_to(mask: np.ndarray, point: np.ndarray) -> np.ndarray:
     """(H, W) float: 1 on the connected part of ``mask`` that holds ``point`` (x, y), softened
     by a few pixels; all 1 when the point is not on the mask."""
@@ -273,6 +307,14 @@ class MeshWarpRenderer:
         surface = (v[idx, 2] * bary).sum(axis=-1)
         depth = np.where(inside, surface,
                          _extend_smoothly(surface, rim, 0.1 * self.iod / s, 0.3 * self.iod / s))
+        # A warp cannot fold: where depth falls steeply (the nose's sides, the face's edge
+        # against the hair behind it) a head turn would carry near points over far ones.
+        # Depth brought forward to a bounded slope makes the far side compress instead.
+        depth = _bounded_slope(depth, MAX_DEPTH_SLOPE * s)
+        # A warp cannot fold: where depth jumps (the face's edge against the hair behind it)
+        # a head turn would carry near points over far ones. Depth brought forward to a
+        # bounded slope makes the far side compress instead.
+        depth = _bounded_slope(depth, MAX_DEPTH_SLOPE * s)
 
         dev = self.device
         f32 = dict(device=dev, dtype=torch.float32)
@@ -348,22 +390,39 @@ class MeshWarpRenderer:
         ch, cw = self._cells
         forward = forward.view(b, ch, cw, 2).permute(0, 3, 1, 2)  # (B, 2, ch, cw) pixels
 
-        # Backward warp: u = -forward(y + u), solved by fixed-point iteration on the cells,
-        # then once more at every pixel.
-        def forward_at(points: torch.Tensor) -> torch.Tensor:
-            grid = (points - self._rect_origin) * self._rect_scale - 1.0
-            return F.grid_sample(forward, grid, mode="bilinear", padding_mode="zeros",
-                                 align_corners=False).permute(0, 2, 3, 1)
+        # Backward warp: u = -forward(y + u), solved by Newton steps on the cells, then once
+        # more at every pixel. The field's Jacobian travels with it, so strong stretches (a
+        # head sliding away from the still background) converge, where plain fixed-point
+        # steps diverge; and the field is brought in gradually (step k solves for k/K of it,
+        # from the solution for (k-1)/K), so no step starts far from its root.
+        s = FIELD_STRIDE
+        padded = F.pad(forward, (1, 1, 1, 1), mode="replicate")
+        d_dx = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) / (2.0 * s)  # (B, 2, ch, cw)
+        d_dy = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / (2.0 * s)
+        field = torch.cat([forward, d_dx, d_dy], dim=1)  # (B, 6, ch, cw): f, df/dx, df/dy
 
-        # Damped steps: plain ones oscillate where the head's edge compresses strongly.
+        def newton(u: torch.Tensor, points: torch.Tensor, share: float) -> torch.Tensor:
+            grid = (points + u - self._rect_origin) * self._rect_scale - 1.0
+            f = share * F.grid_sample(field, grid, mode="bilinear", padding_mode="zeros",
+                                      align_corners=False).permute(0, 2, 3, 1)  # (B, h, w, 6)
+            rx, ry = u[..., 0] + f[..., 0], u[..., 1] + f[..., 1]
+            a, c, b, d = 1.0 + f[..., 2], f[..., 3], f[..., 4], 1.0 + f[..., 5]
+            det = a * d - b * c
+            # Where the field folds or nearly does, a damped fixed-point step instead.
+            ok = det > FOLD_DET
+            inv = torch.where(ok, 1.0 / det.clamp_min(FOLD_DET), torch.zeros_like(det))
+            step_x = torch.where(ok, (d * rx - b * ry) * inv, INVERSION_DAMPING * rx)
+            step_y = torch.where(ok, (a * ry - c * rx) * inv, INVERSION_DAMPING * ry)
+            return u - torch.stack([step_x, step_y], dim=-1)
+
         cells = self._points[:, :2].view(1, ch, cw, 2)
-        u = -forward.permute(0, 2, 3, 1)
-        for _ in range(INVERSION_STEPS):
-            u = u + INVERSION_DAMPING * (-forward_at(cells + u) - u)
+        u = torch.zeros_like(cells).expand(b, -1, -1, -1)
+        for k in range(1, INVERSION_STEPS + 1):
+            u = newton(u, cells, min(k / INVERSION_RAMP, 1.0))
         u = F.interpolate(u.permute(0, 3, 1, 2), size=(rh, rw), mode="bilinear",
                           align_corners=False).permute(0, 2, 3, 1)
         target = self._pixels
-        u = (u + INVERSION_DAMPING * (-forward_at(target + u) - u)) * self._moving
+        u = newton(u, target, 1.0) * self._moving
         source_xy = target + u
         grid = source_xy * self._canvas_scale - 1.0
         warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
