@@ -331,11 +331,14 @@ class MeshWarpRenderer:
         self._rect_origin = torch.tensor([self.x0, self.y0], **f32)
         self._rect_scale = torch.tensor([2.0 / (self.x1 - self.x0), 2.0 / (self.y1 - self.y0)], **f32)
         self._canvas_scale = torch.tensor([2.0 / w, 2.0 / h], **f32)
+        self._pixel_grid = (self._pixels - self._rect_origin) * self._rect_scale - 1.0
+        self._cell_grid = ((self._points[:, :2] - self._rect_origin) * self._rect_scale - 1.0
+                           ).view(1, *self._cells, 2)
         # At full resolution the background is pinned exactly (cells straddle its edge).
         full_rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
         moving = (appearance.person[full_rect] >= BACKGROUND) | np.kron(
             inside[rect], np.ones((s, s), dtype=bool))
-        self._moving = torch.as_tensor(moving[None, :, :, None], **f32)  # (1, h, w, 1)
+        self._moving = torch.as_tensor(moving[None, None], **f32)  # (1, 1, h, w)
         self._vertices = torch.as_tensor(v, **f32)
         self._rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
         self._image = torch.as_tensor(appearance.image, **f32).permute(2, 0, 1)[None] / 255.0
@@ -401,29 +404,27 @@ class MeshWarpRenderer:
         d_dy = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / (2.0 * s)
         field = torch.cat([forward, d_dx, d_dy], dim=1)  # (B, 6, ch, cw): f, df/dx, df/dy
 
-        def newton(u: torch.Tensor, points: torch.Tensor, share: float) -> torch.Tensor:
-            grid = (points + u - self._rect_origin) * self._rect_scale - 1.0
+        def newton(u: torch.Tensor, base: torch.Tensor, share: float) -> torch.Tensor:
+            """One step for u (B, 2, h, w) pixels at the points whose grid positions are base."""
+            grid = base + u.permute(0, 2, 3, 1) * self._rect_scale
             f = share * F.grid_sample(field, grid, mode="bilinear", padding_mode="zeros",
-                                      align_corners=False).permute(0, 2, 3, 1)  # (B, h, w, 6)
-            rx, ry = u[..., 0] + f[..., 0], u[..., 1] + f[..., 1]
-            a, c, b, d = 1.0 + f[..., 2], f[..., 3], f[..., 4], 1.0 + f[..., 5]
+                                      align_corners=False)  # (B, 6, h, w)
+            r = u + f[:, :2]
+            a, c, b, d = 1.0 + f[:, 2], f[:, 3], f[:, 4], 1.0 + f[:, 5]
             det = a * d - b * c
             # Where the field folds or nearly does, a damped fixed-point step instead.
             ok = det > FOLD_DET
-            inv = torch.where(ok, 1.0 / det.clamp_min(FOLD_DET), torch.zeros_like(det))
-            step_x = torch.where(ok, (d * rx - b * ry) * inv, INVERSION_DAMPING * rx)
-            step_y = torch.where(ok, (a * ry - c * rx) * inv, INVERSION_DAMPING * ry)
-            return u - torch.stack([step_x, step_y], dim=-1)
+            inv = 1.0 / det.clamp_min(FOLD_DET)
+            step_x = torch.where(ok, (d * r[:, 0] - b * r[:, 1]) * inv, INVERSION_DAMPING * r[:, 0])
+            step_y = torch.where(ok, (a * r[:, 1] - c * r[:, 0]) * inv, INVERSION_DAMPING * r[:, 1])
+            return u - torch.stack([step_x, step_y], dim=1)
 
-        cells = self._points[:, :2].view(1, ch, cw, 2)
-        u = torch.zeros_like(cells).expand(b, -1, -1, -1)
+        u = torch.zeros(b, 2, ch, cw, device=dev)
         for k in range(1, INVERSION_STEPS + 1):
-            u = newton(u, cells, min(k / INVERSION_RAMP, 1.0))
-        u = F.interpolate(u.permute(0, 3, 1, 2), size=(rh, rw), mode="bilinear",
-                          align_corners=False).permute(0, 2, 3, 1)
-        target = self._pixels
-        u = newton(u, target, 1.0) * self._moving
-        source_xy = target + u
+            u = newton(u, self._cell_grid, min(k / INVERSION_RAMP, 1.0))
+        u = F.interpolate(u, size=(rh, rw), mode="bilinear", align_corners=False)
+        u = newton(u, self._pixel_grid, 1.0) * self._moving  # (B, 2, h, w)
+        source_xy = self._pixels + u.permute(0, 2, 3, 1)
         grid = source_xy * self._canvas_scale - 1.0
         warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
                                padding_mode="border", align_corners=False)  # (B, 3, h, w)
