@@ -41,6 +41,7 @@ INVERSION_STEPS = 6  # Newton steps inverting the forward field, on the cells
 INVERSION_RAMP = 6  # steps over which the field is brought in
 INVERSION_DAMPING = 0.7  # share of a fixed-point update taken where the field folds
 FOLD_DET = 0.2  # Jacobian determinant below which the field counts as folded there
+STRETCH_DET = 1.5  # at full resolution, Newton only where the field stretches more than this
 FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
 MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
 MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
@@ -54,7 +55,7 @@ CORNER_REACH = 0.6  # share of the way from the inner lip corners to the outer o
 TOOTH_WIDTHS = (0.085, 0.07, 0.06, 0.05, 0.045)  # centre outwards, inter-ocular distances
 TEETH_RGB = np.array([0.93, 0.90, 0.83], dtype=np.float32)
 EYE_OPEN_MARGIN = 0.004  # visible opening beyond the mesh's lid contours, inter-ocular distances
-EYE_LID_MARGIN = 0.015  # how far beyond them the photo's eyeball may still show through
+EYE_LID_MARGIN = 0.02  # how far beyond them the photo's eyeball may still show through
 LID_MIX = 0.8  # opacity of the lash line along a closed lid's seam
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -404,8 +405,10 @@ class MeshWarpRenderer:
         d_dy = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / (2.0 * s)
         field = torch.cat([forward, d_dx, d_dy], dim=1)  # (B, 6, ch, cw): f, df/dx, df/dy
 
-        def newton(u: torch.Tensor, base: torch.Tensor, share: float) -> torch.Tensor:
-            """One step for u (B, 2, h, w) pixels at the points whose grid positions are base."""
+        def newton(u: torch.Tensor, base: torch.Tensor, share: float, least: float = FOLD_DET
+                   ) -> torch.Tensor:
+            """One step for u (B, 2, h, w) pixels at the points whose grid positions are base:
+            Newton's where the Jacobian determinant exceeds ``least``, else fixed-point."""
             grid = base + u.permute(0, 2, 3, 1) * self._rect_scale
             f = share * F.grid_sample(field, grid, mode="bilinear", padding_mode="zeros",
                                       align_corners=False)  # (B, 6, h, w)
@@ -413,8 +416,8 @@ class MeshWarpRenderer:
             a, c, b, d = 1.0 + f[:, 2], f[:, 3], f[:, 4], 1.0 + f[:, 5]
             det = a * d - b * c
             # Where the field folds or nearly does, a damped fixed-point step instead.
-            ok = det > FOLD_DET
-            inv = 1.0 / det.clamp_min(FOLD_DET)
+            ok = det > least
+            inv = 1.0 / det.clamp_min(least)
             step_x = torch.where(ok, (d * r[:, 0] - b * r[:, 1]) * inv, INVERSION_DAMPING * r[:, 0])
             step_y = torch.where(ok, (a * r[:, 1] - c * r[:, 0]) * inv, INVERSION_DAMPING * r[:, 1])
             return u - torch.stack([step_x, step_y], dim=1)
@@ -423,7 +426,10 @@ class MeshWarpRenderer:
         for k in range(1, INVERSION_STEPS + 1):
             u = newton(u, self._cell_grid, min(k / INVERSION_RAMP, 1.0))
         u = F.interpolate(u, size=(rh, rw), mode="bilinear", align_corners=False)
-        u = newton(u, self._pixel_grid, 1.0) * self._moving  # (B, 2, h, w)
+        # At full resolution one more step, Newton only where the field stretches: elsewhere
+        # a fixed-point step keeps the pixel-sharp lid and lip seams, which a Newton step,
+        # with its cell-wide Jacobian, speckles.
+        u = newton(u, self._pixel_grid, 1.0, STRETCH_DET) * self._moving  # (B, 2, h, w)
         source_xy = self._pixels + u.permute(0, 2, 3, 1)
         grid = source_xy * self._canvas_scale - 1.0
         warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
@@ -834,8 +840,10 @@ class _EyePainter:
             profile = (1.0 - (u / half).square()).clamp_min(0.0).sqrt()
             margin = EYE_LID_MARGIN * unit * profile * open_share
             top, bottom = line(upper) - margin, line(lower) + margin
+            # Anti-aliased edges, and none at all where the lids meet (two soft edges on one
+            # line would leave a faint dotted seam of eyeball).
             opening = (smoothstep(-0.6, 0.6, v - top) * smoothstep(-0.6, 0.6, bottom - v)
-                       * smoothstep(-0.5, 0.5, half - u.abs()))  # (B, N)
+                       * smoothstep(-0.5, 0.5, half - u.abs()) * smoothstep(0.0, 1.0, bottom - top))
 
             # The eyeball, fixed to the head: the similarity taking the target corners to
             # the photo's finds where each pixel lies on the photo's eyeball.
@@ -861,15 +869,21 @@ class _EyePainter:
             photo = self._sample(source_xy[:, y0:y1, x0:x1].reshape(b, 1, -1, 2))[:, 7:9, 0]
             opening = opening * photo[:, 0]
             closing = 1.0 - open_share
-            lid_alpha = photo[:, 1] * (1.0 - opening) * smoothstep(0.0, 0.3, closing)
+            lid_alpha = (2.0 * photo[:, 1]).clamp(max=1.0) * (1.0 - opening) * smoothstep(0.0, 0.3, closing)
             region = patch[:, :, y0:y1, x0:x1].reshape(b, 3, -1)
             # The lid skin continues the warped lid just above the seam.
-            above = pts - down[:, None] * (2.0 * EYE_LID_MARGIN) * unit[..., None]  # (B, N, 2)
+            # Averaged over a few nearby points so that thin lashes above do not come down
+            # as a dotted line.
+            offsets = torch.tensor([[-1.5, 2.0], [1.5, 2.0], [-1.5, 3.0], [1.5, 3.0]], device=self.device)
+            along, up = offsets[:, 0].view(1, 4, 1, 1), offsets[:, 1].view(1, 4, 1, 1)
+            shifted = (along * across[:, None, None] - up * EYE_LID_MARGIN * unit[:, None, :, None]
+                       * down[:, None, None])  # (B, 4, 1, 2) pixels
+            above = pts[:, None] + shifted  # (B, 4, N, 2)
             box_size = torch.tensor([x1 - x0, y1 - y0], device=self.device, dtype=torch.float32)
             grid = (above - torch.tensor([x0 + origin[0], y0 + origin[1]], device=self.device)
                     ) * (2.0 / box_size) - 1.0
-            skin = F.grid_sample(region.view(b, 3, y1 - y0, x1 - x0), grid[:, None], mode="bilinear",
-                                 padding_mode="border", align_corners=False)[:, :, 0]
+            skin = F.grid_sample(region.view(b, 3, y1 - y0, x1 - x0), grid, mode="bilinear",
+                                 padding_mode="border", align_corners=False).mean(dim=2)  # (B, 3, N)
             lash = LID_MIX * torch.exp(-((v - line(lower)) / (0.007 * unit)).square())
             colour = region + lid_alpha[:, None] * (skin + lash[:, None] * (self.lash - skin) - region)
             colour = colour + opening[:, None] * (eye_colour - colour)
