@@ -6,12 +6,16 @@ How a frame is made (all batched in torch, on CPU or GPU):
    rather than folding over it) spreads the point motion over every face pixel by its
    barycentric weights; outside the face the motion of the nearest point on the face outline
    carries on, fading with distance and zero off the person.
-3. Each pixel, lifted to 3D with the mesh's depth, turns and moves with the head's pose
-   change, weighted by a head mask that is 1 on the head and hair, fades down the neck and
-   is 0 on the background: the background never moves and the body stays where it is.
-4. That forward motion field is inverted by fixed-point iteration into a backward warp,
-   and the photo is resampled with it (``grid_sample``).
-5. Where the lips part, a mouth interior is drawn (cavity, upper teeth fixed to the skull,
+3. Each pixel, lifted to 3D with the mesh's depth (its slope bounded, so a turn compresses
+   rather than folds), turns and moves with the head's pose change, weighted by a head mask
+   that is 1 on the head and hair, fades down the neck and is 0 on the background: the
+   background never moves and the body stays where it is.
+4. That forward motion field is inverted into a backward warp by Newton steps (with the
+   field brought in gradually), and the photo is resampled with it (``grid_sample``).
+5. Where the lids or the gaze changed, the eyes are redrawn: the eyeball (the photo's
+   sclera, its iris moved by the gaze) inside the target opening, closed-lid skin with a
+   lash line where the photo's eyeball would show through a closing lid.
+6. Where the lips part, a mouth interior is drawn (cavity, upper teeth fixed to the skull,
    lower teeth moving with the jaw, tongue) in colours taken from the portrait.
 
 The ``Decoder`` protocol is what the pipeline needs from a renderer, so a learned decoder
