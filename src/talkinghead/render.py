@@ -6,12 +6,16 @@ How a frame is made (all batched in torch, on CPU or GPU):
    rather than folding over it) spreads the point motion over every face pixel by its
    barycentric weights; outside the face the motion of the nearest point on the face outline
    carries on, fading with distance and zero off the person.
-3. Each pixel, lifted to 3D with the mesh's depth, turns and moves with the head's pose
-   change, weighted by a head mask that is 1 on the head and hair, fades down the neck and
-   is 0 on the background: the background never moves and the body stays where it is.
-4. That forward motion field is inverted by fixed-point iteration into a backward warp,
-   and the photo is resampled with it (``grid_sample``).
-5. Where the lips part, a mouth interior is drawn (cavity, upper teeth fixed to the skull,
+3. Each pixel, lifted to 3D with the mesh's depth (its slope bounded, so a turn compresses
+   rather than folds), turns and moves with the head's pose change, weighted by a head mask
+   that is 1 on the head and hair, fades down the neck and is 0 on the background: the
+   background never moves and the body stays where it is.
+4. That forward motion field is inverted into a backward warp by Newton steps (with the
+   field brought in gradually), and the photo is resampled with it (``grid_sample``).
+5. Where the lids or the gaze changed, the eyes are redrawn: the eyeball (the photo's
+   sclera, its iris moved by the gaze) inside the target opening, closed-lid skin with a
+   lash line where the photo's eyeball would show through a closing lid.
+6. Where the lips part, a mouth interior is drawn (cavity, upper teeth fixed to the skull,
    lower teeth moving with the jaw, tongue) in colours taken from the portrait.
 
 The ``Decoder`` protocol is what the pipeline needs from a renderer, so a learned decoder
@@ -37,16 +41,27 @@ NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter
 HEAD_EXTENT = (2.5, 3.2, 0.5)  # head half-width, height above its centre, fade (inter-ocular)
 EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocular distances
 SILHOUETTE_FADE = 0.15  # head motion fades in over this far inside the silhouette (inter-ocular)
-INVERSION_STEPS = 6  # fixed-point iterations inverting the forward field, on the cells
-INVERSION_DAMPING = 0.7  # share of each fixed-point update taken (1 = undamped)
+INVERSION_STEPS = 6  # Newton steps inverting the forward field, on the cells
+INVERSION_RAMP = 6  # steps over which the field is brought in
+INVERSION_DAMPING = 0.7  # share of a fixed-point update taken where the field folds
+FOLD_DET = 0.2  # Jacobian determinant below which the field counts as folded there
+STRETCH_DET = 1.5  # at full resolution, Newton only where the field stretches more than this
 FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
+MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
+MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
 BACKGROUND = 0.02  # person-mask values below this are background and never move
 UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distances
 LOWER_TEETH = 0.09
 TEETH_TUCK = 0.03  # how far the teeth reach up under the upper lip
 OVERBITE = 0.03  # lower incisors behind the upper ones when the jaw is shut
+LOWER_TEETH_SHOWN = 0.035  # lower incisors above the lower lip when the jaw is open
+CORNER_REACH = 0.6  # share of the way from the inner lip corners to the outer ones painted
 TOOTH_WIDTHS = (0.085, 0.07, 0.06, 0.05, 0.045)  # centre outwards, inter-ocular distances
 TEETH_RGB = np.array([0.93, 0.90, 0.83], dtype=np.float32)
+EYE_OPEN_MARGIN = 0.004  # visible opening beyond the mesh's lid contours, inter-ocular distances
+EYE_LID_MARGIN = 0.02  # how far beyond them the photo's eyeball may still show through
+LID_MIX = 0.8  # opacity of the lash line along a closed lid's seam
+LUMA = np.array([0.299, 0.587, 0.114])
 
 
 class Decoder(Protocol):
@@ -151,6 +166,36 @@ def _extend_smoothly(values: np.ndarray, known: np.ndarray, near: float, far: fl
     blurred = cv2.GaussianBlur(nearest, (0, 0), far)
     w = np.exp(-((distance / near) ** 2))
     return w * nearest + (1.0 - w) * blurred
+
+
+def _bounded_slope(depth: np.ndarray, step: float) -> np.ndarray:
+    """The farthest depth map (z grows away) at or in front of ``depth`` whose change between
+    neighbouring cells is at most ``step`` (diagonals ``step * sqrt 2``)."""
+    z = depth.astype(np.float32)
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+    diagonal = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], np.uint8)
+    for _ in range(4 * max(z.shape)):
+        nearer = np.minimum(cv2.erode(z, cross) + step, cv2.erode(z, diagonal) + step * np.sqrt(2.0))
+        bounded = np.minimum(z, nearer)
+        if np.array_equal(bounded, z):
+            break
+        z = bounded
+    return z.astype(depth.dtype)
+
+
+def _bounded_slope(depth: np.ndarray, step: float) -> np.ndarray:
+    """The farthest depth map (z grows away) at or in front of ``depth`` whose change between
+    neighbouring cells is at most ``step`` (diagonals ``step * sqrt 2``)."""
+    z = depth.astype(np.float32)
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+    diagonal = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], np.uint8)
+    for _ in range(4 * max(z.shape)):
+        nearer = np.minimum(cv2.erode(z, cross) + step, cv2.erode(z, diagonal) + step * np.sqrt(2.0))
+        bounded = np.minimum(z, nearer)
+        if np.array_equal(bounded, z):
+            break
+        z = bounded
+    return z.astype(depth.dtype)
 
 
 def _joined_to(mask: np.ndarray, point: np.ndarray) -> np.ndarray:
@@ -267,6 +312,14 @@ class MeshWarpRenderer:
         surface = (v[idx, 2] * bary).sum(axis=-1)
         depth = np.where(inside, surface,
                          _extend_smoothly(surface, rim, 0.1 * self.iod / s, 0.3 * self.iod / s))
+        # A warp cannot fold: where depth falls steeply (the nose's sides, the face's edge
+        # against the hair behind it) a head turn would carry near points over far ones.
+        # Depth brought forward to a bounded slope makes the far side compress instead.
+        depth = _bounded_slope(depth, MAX_DEPTH_SLOPE * s)
+        # A warp cannot fold: where depth jumps (the face's edge against the hair behind it)
+        # a head turn would carry near points over far ones. Depth brought forward to a
+        # bounded slope makes the far side compress instead.
+        depth = _bounded_slope(depth, MAX_DEPTH_SLOPE * s)
 
         dev = self.device
         f32 = dict(device=dev, dtype=torch.float32)
@@ -283,11 +336,14 @@ class MeshWarpRenderer:
         self._rect_origin = torch.tensor([self.x0, self.y0], **f32)
         self._rect_scale = torch.tensor([2.0 / (self.x1 - self.x0), 2.0 / (self.y1 - self.y0)], **f32)
         self._canvas_scale = torch.tensor([2.0 / w, 2.0 / h], **f32)
+        self._pixel_grid = (self._pixels - self._rect_origin) * self._rect_scale - 1.0
+        self._cell_grid = ((self._points[:, :2] - self._rect_origin) * self._rect_scale - 1.0
+                           ).view(1, *self._cells, 2)
         # At full resolution the background is pinned exactly (cells straddle its edge).
         full_rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
         moving = (appearance.person[full_rect] >= BACKGROUND) | np.kron(
             inside[rect], np.ones((s, s), dtype=bool))
-        self._moving = torch.as_tensor(moving[None, :, :, None], **f32)  # (1, h, w, 1)
+        self._moving = torch.as_tensor(moving[None, None], **f32)  # (1, 1, h, w)
         self._vertices = torch.as_tensor(v, **f32)
         self._rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
         self._image = torch.as_tensor(appearance.image, **f32).permute(2, 0, 1)[None] / 255.0
@@ -305,6 +361,9 @@ class MeshWarpRenderer:
         self._upper_inner = torch.as_tensor(fm.LIPS_UPPER_INNER, device=dev)
         self._lower_inner = torch.as_tensor(fm.LIPS_LOWER_INNER, device=dev)
         self._mouth = _MouthPainter(appearance, self.device)
+        self._eyes = _EyePainter(appearance, source, self.device)
+        self._eye_contours = torch.as_tensor(
+            fm.eye_polygon("left") + fm.eye_polygon("right"), device=dev)
 
     def _pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
@@ -339,29 +398,54 @@ class MeshWarpRenderer:
         ch, cw = self._cells
         forward = forward.view(b, ch, cw, 2).permute(0, 3, 1, 2)  # (B, 2, ch, cw) pixels
 
-        # Backward warp: u = -forward(y + u), solved by fixed-point iteration on the cells,
-        # then once more at every pixel.
-        def forward_at(points: torch.Tensor) -> torch.Tensor:
-            grid = (points - self._rect_origin) * self._rect_scale - 1.0
-            return F.grid_sample(forward, grid, mode="bilinear", padding_mode="zeros",
-                                 align_corners=False).permute(0, 2, 3, 1)
+        # Backward warp: u = -forward(y + u), solved by Newton steps on the cells, then once
+        # more at every pixel. The field's Jacobian travels with it, so strong stretches (a
+        # head sliding away from the still background) converge, where plain fixed-point
+        # steps diverge; and the field is brought in gradually (step k solves for k/K of it,
+        # from the solution for (k-1)/K), so no step starts far from its root.
+        s = FIELD_STRIDE
+        padded = F.pad(forward, (1, 1, 1, 1), mode="replicate")
+        d_dx = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) / (2.0 * s)  # (B, 2, ch, cw)
+        d_dy = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / (2.0 * s)
+        field = torch.cat([forward, d_dx, d_dy], dim=1)  # (B, 6, ch, cw): f, df/dx, df/dy
 
-        # Damped steps: plain ones oscillate where the head's edge compresses strongly.
-        cells = self._points[:, :2].view(1, ch, cw, 2)
-        u = -forward.permute(0, 2, 3, 1)
-        for _ in range(INVERSION_STEPS):
-            u = u + INVERSION_DAMPING * (-forward_at(cells + u) - u)
-        u = F.interpolate(u.permute(0, 3, 1, 2), size=(rh, rw), mode="bilinear",
-                          align_corners=False).permute(0, 2, 3, 1)
-        target = self._pixels
-        u = (u + INVERSION_DAMPING * (-forward_at(target + u) - u)) * self._moving
-        source_xy = target + u
+        def newton(u: torch.Tensor, base: torch.Tensor, share: float, least: float = FOLD_DET
+                   ) -> torch.Tensor:
+            """One step for u (B, 2, h, w) pixels at the points whose grid positions are base:
+            Newton's where the Jacobian determinant exceeds ``least``, else fixed-point."""
+            grid = base + u.permute(0, 2, 3, 1) * self._rect_scale
+            f = share * F.grid_sample(field, grid, mode="bilinear", padding_mode="zeros",
+                                      align_corners=False)  # (B, 6, h, w)
+            r = u + f[:, :2]
+            a, c, b, d = 1.0 + f[:, 2], f[:, 3], f[:, 4], 1.0 + f[:, 5]
+            det = a * d - b * c
+            # Where the field folds or nearly does, a damped fixed-point step instead.
+            ok = det > least
+            inv = 1.0 / det.clamp_min(least)
+            step_x = torch.where(ok, (d * r[:, 0] - b * r[:, 1]) * inv, INVERSION_DAMPING * r[:, 0])
+            step_y = torch.where(ok, (a * r[:, 1] - c * r[:, 0]) * inv, INVERSION_DAMPING * r[:, 1])
+            return u - torch.stack([step_x, step_y], dim=1)
+
+        u = torch.zeros(b, 2, ch, cw, device=dev)
+        for k in range(1, INVERSION_STEPS + 1):
+            u = newton(u, self._cell_grid, min(k / INVERSION_RAMP, 1.0))
+        u = F.interpolate(u, size=(rh, rw), mode="bilinear", align_corners=False)
+        # At full resolution one more step, Newton only where the field stretches: elsewhere
+        # a fixed-point step keeps the pixel-sharp lid and lip seams, which a Newton step,
+        # with its cell-wide Jacobian, speckles.
+        u = newton(u, self._pixel_grid, 1.0, STRETCH_DET) * self._moving  # (B, 2, h, w)
+        source_xy = self._pixels + u.permute(0, 2, 3, 1)
         grid = source_xy * self._canvas_scale - 1.0
         warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
                                padding_mode="border", align_corners=False)  # (B, 3, h, w)
 
-        # Teeth: the upper row is fixed to the skull, the lower row rides on the jaw.
+        # Eyes: lids closing over the eyeball, irises following the gaze.
         vertices = self._move(self._vertices + point_motion, rot, scale, shift)
+        lid_change = point_motion[:, self._eye_contours, :2].norm(dim=-1).amax(dim=1)
+        warped = self._eyes.paint(warped, source_xy, vertices, torch.as_tensor(motion.gaze, device=dev),
+                                  rot, scale, lid_change, (self.x0, self.y0))
+
+        # Teeth: the upper row is fixed to the skull, the lower row rides on the jaw.
         upper_line = self._vertices[self._upper_inner]
         jaw_drop = expression[:, self._jaw, None, None] * self._rig[self._jaw, self._lower_inner]
         upper_teeth = self._move(upper_line.expand(b, -1, -1), rot, scale, shift)
@@ -442,6 +526,15 @@ class _MouthPainter:
         """
         b, _, ph, pw = patch.shape
         poly = vertices[:, self.polygon, :2]  # (B, K, 2)
+        # The mesh's inner lip corners sit inside the visible commissures, and an opening jaw
+        # drags the skin between them into pale wedges: the opening reaches out over them.
+        unit = self.iod * scale[:, None]  # (B, 1) pixels per inter-ocular distance
+        gap_mid = (vertices[:, 14, :2] - vertices[:, 13, :2]).norm(dim=-1, keepdim=True) / unit
+        reach = (CORNER_REACH * smoothstep(0.02, 0.12, gap_mid))[..., None]  # (B, 1, 1)
+        corners = vertices[:, [fm.MOUTH_CORNER_RIGHT, fm.MOUTH_CORNER_LEFT], :2]
+        ends = [0, len(fm.LIPS_UPPER_INNER) - 1]
+        poly = poly.clone()
+        poly[:, ends] = poly[:, ends] + reach * (corners - poly[:, ends])
         lo = poly.amin(dim=(0, 1)) - 2.0
         hi = poly.amax(dim=(0, 1)) + 2.0
         x0 = int(max(np.floor(lo[0].item()) - origin[0], 0))
@@ -488,10 +581,15 @@ class _MouthPainter:
             order = pu.argsort(dim=1)
             return _interp(u, pu.gather(1, order), pv.gather(1, order))
 
-        unit = self.iod * scale[:, None]  # (B, 1) pixels per inter-ocular distance
         upper_top = line(upper_teeth) - TEETH_TUCK * unit
         upper_bottom = line(upper_teeth) + UPPER_TEETH * unit
-        lower_top = line(lower_teeth) + (UPPER_TEETH - OVERBITE) * unit
+        # Lower incisors ride on the jaw behind the upper ones; with the jaw open, the lower
+        # lip hides all but their tips.
+        mid = len(fm.LIPS_LOWER_INNER) // 2
+        lip_mid = ((vertices[:, self.lower[mid], :2] - centre) * down).sum(-1, keepdim=True)
+        jaw_mid = ((lower_teeth[:, mid, :2] - centre) * down).sum(-1, keepdim=True)
+        lower_top = line(lower_teeth) + torch.minimum((UPPER_TEETH - OVERBITE) * unit,
+                                                      lip_mid - jaw_mid - LOWER_TEETH_SHOWN * unit)
         lower_bottom = lower_top + LOWER_TEETH * unit
         span = self.half_width * scale[:, None]
         lateral = (u.abs() / span).clamp(0.0, 1.5)
@@ -513,8 +611,8 @@ class _MouthPainter:
         tongue = smoothstep(-0.7, 0.7, v - tongue_top) * (1.0 - smoothstep(0.8, 1.0, lateral))
         shade_t = 0.6 + 0.4 * smoothstep(0.0, 0.06, (v - tongue_top) / unit)
         colour = colour + tongue[:, None] * (self.tongue * shade_t[:, None] - colour)
-        lower = band(lower_top + tip_round, lower_bottom)
-        lower_colour = self.teeth * (0.8 * falloff * gap_shade)[:, None]
+        lower = band(lower_top + tip_round, lower_bottom) * (1.0 - smoothstep(0.35, 0.65, lateral))
+        lower_colour = self.teeth * (0.9 * falloff * gap_shade)[:, None]
         colour = colour + lower[:, None] * (lower_colour - colour)
         upper = band(upper_top, upper_bottom - tip_round)
         upper_shade = falloff * gap_shade * (0.72 + 0.28 * smoothstep(
@@ -563,3 +661,270 @@ class _MouthPainter:
             rgb, cover = sampled[:, :3, 0], sampled[:, 3 + layer : 4 + layer, 0]
             colour = colour + cover * (rgb - colour)
         return colour
+
+
+class _EyePainter:
+    """Redraws each eye where its lids or its gaze changed: the eyeball (the photo's sclera,
+    its iris moved by the gaze change and completed where the photo's lids hid it) inside the
+    target opening, and closed-lid skin with a lash line where the photo's eyeball would show
+    through a closing lid.
+
+    The mesh's lid contours sit a little inside the visible lid edges, so the photo's eyeball
+    can show up to EYE_LID_MARGIN beyond them; a closing lid covers all of that, and at a full
+    blink no eyeball is left.
+    """
+
+    def __init__(self, appearance: Appearance, source: MotionSequence, device: torch.device) -> None:
+        self.device = device
+        head, v = appearance.head, appearance.vertices.astype(np.float64)
+        self.iod = head.iod
+        image = appearance.image.astype(np.float64) / 255.0
+        h, w = image.shape[:2]
+        self.sides = ((fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER, fm.RIGHT_IRIS),
+                      (fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER, fm.LEFT_IRIS))
+        contours = sum((up + lo for up, lo, _ in self.sides), ())
+        lo_xy = v[list(contours), :2].min(axis=0) - 0.15 * self.iod
+        hi_xy = v[list(contours), :2].max(axis=0) + 0.15 * self.iod
+        bx0, by0 = (int(max(np.floor(c), 0)) for c in lo_xy)
+        bx1, by1 = int(min(np.ceil(hi_xy[0]), w)), int(min(np.ceil(hi_xy[1]), h))
+        box = image[by0:by1, bx0:bx1]
+        bh, bw = box.shape[:2]
+        yy, xx = np.mgrid[0:bh, 0:bw] + 0.5
+        pix = np.stack([xx + bx0, yy + by0], axis=-1)  # (bh, bw, 2) canvas pixels
+        down = head.rotation[:2, 1] / np.linalg.norm(head.rotation[:2, 1])
+
+        opening_soft, zone_soft = np.zeros((bh, bw)), np.zeros((bh, bw))
+        sclera_rgb = np.zeros((bh, bw, 3))
+        iris_rgba = np.zeros((bh, bw, 4))
+        sclera_known_all = np.zeros((bh, bw), dtype=bool)
+        shade = np.ones((bh, bw))
+        lid_samples, lash_samples, sclera_samples = [], [], []
+        self.eye_radius, self.source_gap = [], []
+        for up, lo, iris in self.sides:
+            upper, lower = v[list(up), :2], v[list(lo), :2]
+            t = np.sin(np.linspace(0.0, np.pi, len(up)))[:, None]  # 0 at the corners
+            for margin, mask in ((EYE_OPEN_MARGIN, opening_soft), (EYE_LID_MARGIN, zone_soft)):
+                off = margin * self.iod * t * down
+                ring = np.concatenate([upper - off, (lower + off)[-2:0:-1]])
+                np.maximum(mask, _fill(ring - (bx0, by0), bh, bw), out=mask)
+            contour = np.concatenate([upper, lower[-2:0:-1]])
+            inner = cv2.erode((_fill(contour - (bx0, by0), bh, bw) > 0.99).astype(np.uint8),
+                              np.ones((3, 3), np.uint8)).astype(bool)
+            centre = v[iris[0], :2]
+            radius = float(np.mean(np.linalg.norm(v[list(iris[1:]), :2] - centre, axis=1)))
+            r = np.linalg.norm(pix - centre, axis=-1)
+            disc = np.clip(radius + 0.5 - r, 0.0, 1.0)
+            sclera_known = inner & (r > 1.15 * radius + 1.0)
+            iris_known = inner & (r < radius - 0.5)
+            sclera_samples.append(box[sclera_known])
+            # Lid skin: the band between the lash line and the crease, over the eye's middle.
+            rel = pix - centre
+            along = rel @ np.array([down[1], -down[0]])
+            width = float(np.linalg.norm(upper[-1] - upper[0]))
+            upper_y = np.interp(along, *_sorted_line(upper - centre, down))
+            above = (upper_y - rel @ down) / self.iod
+            middle = np.abs(along) < 0.3 * width
+            lid_samples.append(box[middle & (above > 0.04) & (above < 0.08)])
+            lash_samples.append(box[middle & (np.abs(above) < 0.02)])
+            # The iris, completed where the lids hid it: mirrored across its horizontal axis,
+            # then spread from what is known.
+            mirror = centre - rel + 2.0 * (rel @ np.array([down[1], -down[0]]))[..., None] * np.array(
+                [down[1], -down[0]])
+            mirror_px = np.round(mirror - (bx0, by0) - 0.5).astype(int)
+            mx = np.clip(mirror_px[..., 0], 0, bw - 1)
+            my = np.clip(mirror_px[..., 1], 0, bh - 1)
+            known = iris_known.astype(np.float64)
+            rgb = box * known[..., None]
+            from_mirror = (~iris_known) & iris_known[my, mx]
+            rgb[from_mirror] = box[my, mx][from_mirror]
+            known = np.maximum(known, from_mirror)
+            rgb = _spread(rgb, known, 0.3 * radius)
+            sel = disc > 0
+            iris_rgba[sel, :3] = rgb[sel]
+            iris_rgba[..., 3] = np.maximum(iris_rgba[..., 3], disc)
+            sclera_rgb[sclera_known] = box[sclera_known]
+            # An eyeball is darker toward the corners and under the upper lid.
+            near = np.abs(along) < 0.6 * width
+            shade[near] = ((1.0 - 0.3 * (2.0 * along / width).clip(-1, 1) ** 2)
+                           * (1.0 - 0.2 * np.exp(-np.clip(-above, 0, None) / 0.03))
+                           )[near]
+            sclera_known_all |= sclera_known
+            self.eye_radius.append(0.5 * width / self.iod)
+            self.source_gap.append(float(np.mean(lower[2:-2] @ down - upper[2:-2] @ down)))
+
+        skin = appearance.skin_rgb.astype(np.float64)
+        sclera = np.concatenate(sclera_samples)
+        if len(sclera) >= 8:
+            luma = sclera @ LUMA
+            sclera_colour = np.median(sclera[luma >= np.median(luma)], axis=0)
+        else:
+            sclera_colour = np.clip(0.35 + 0.6 * float(skin @ LUMA), 0.6, 0.9) * (
+                skin / max(float(skin @ LUMA), 1e-3)) ** 0.3
+        # The eyeball without its iris: the photo's sclera, inpainted across the iris (so its
+        # shading carries on), and plain sclera colour beyond the photo's opening.
+        known = sclera_known_all.astype(np.uint8)
+        base = np.where(sclera_known_all[..., None], box, sclera_colour * shade[..., None])
+        base8 = np.clip(base * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        unknown = ((1 - known) * (opening_soft > 0)).astype(np.uint8)
+        sclera_fill = cv2.inpaint(base8, unknown, max(2.0, 0.03 * self.iod), cv2.INPAINT_TELEA) / 255.0
+        lids = np.concatenate(lid_samples)
+        lid_colour = np.median(lids, axis=0) if len(lids) >= 4 else skin
+        lashes = np.concatenate(lash_samples)
+        if len(lashes) >= 4:
+            luma = lashes @ LUMA
+            lash_colour = lashes[luma <= np.quantile(luma, 0.2)].mean(axis=0)
+        else:
+            lash_colour = 0.3 * lid_colour
+
+        f32 = dict(device=device, dtype=torch.float32)
+        texture = np.concatenate([sclera_fill, iris_rgba, opening_soft[..., None], zone_soft[..., None]],
+                                 axis=-1)
+        self.texture = torch.as_tensor(texture, **f32).permute(2, 0, 1)[None]  # (1, 9, bh, bw)
+        self.box_origin = torch.tensor([bx0, by0], **f32)
+        self.box_scale = torch.tensor([2.0 / bw, 2.0 / bh], **f32)
+        self.lid = torch.as_tensor(lid_colour, **f32).view(1, 3, 1)
+        self.lash = torch.as_tensor(lash_colour, **f32).view(1, 3, 1)
+        self.contours = [(torch.as_tensor(up, device=device), torch.as_tensor(lo, device=device))
+                         for up, lo, _ in self.sides]
+        self.source_corners = [torch.as_tensor(v[[up[0], up[-1]], :2], **f32) for up, _, _ in self.sides]
+        self.head_axes = torch.as_tensor(head.rotation, **f32)  # (3, 3) source head axes, columns
+        self.source_gaze = torch.as_tensor(np.sin(np.deg2rad(source.gaze[0])), **f32)
+
+    def paint(self, patch: torch.Tensor, source_xy: torch.Tensor, vertices: torch.Tensor,
+              gaze: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor, lid_change: torch.Tensor,
+              origin: tuple[int, int]) -> torch.Tensor:
+        """Composite both eyes into (B, 3, h, w) ``patch`` whose top-left is canvas ``origin``.
+
+        source_xy: (B, h, w, 2) the photo position each patch pixel was sampled from.
+        vertices: (B, V, 3) the target mesh. gaze: (B, 2) degrees. rot, scale: the head's
+        pose change. lid_change: (B,) pixels the lid contours moved.
+        """
+        b, _, ph, pw = patch.shape
+        # Iris shift in the photo, as ``encode.estimate_gaze`` reads gaze: eye half-width
+        # times the sine of the angle, along the head's x and (upward) y axes.
+        sines = torch.sin(torch.deg2rad(gaze)) - self.source_gaze  # (B, 2)
+        axes_photo = self.head_axes[:2, :2]  # (2, 2): columns are head x, y in the image
+        target_axes = (rot @ self.head_axes)[:, :2, :2] * scale[:, None, None]  # (B, 2, 2)
+        down = target_axes[:, :, 1] / target_axes[:, :, 1].norm(dim=-1, keepdim=True)
+        across = torch.stack([-down[:, 1], down[:, 0]], dim=-1)
+        patch = patch.clone()
+        for (up, lo), corners_src, radius, gap_src in zip(
+                self.contours, self.source_corners, self.eye_radius, self.source_gap, strict=True):
+            upper, lower = vertices[:, up, :2], vertices[:, lo, :2]  # (B, 9, 2)
+            pts_all = torch.cat([upper, lower], dim=1)
+            lo_xy = pts_all.amin(dim=(0, 1)) - EYE_LID_MARGIN * self.iod * 2.0 - 2.0
+            hi_xy = pts_all.amax(dim=(0, 1)) + EYE_LID_MARGIN * self.iod * 2.0 + 2.0
+            x0 = int(max(np.floor(lo_xy[0].item()) - origin[0], 0))
+            y0 = int(max(np.floor(lo_xy[1].item()) - origin[1], 0))
+            x1 = int(min(np.ceil(hi_xy[0].item()) - origin[0], pw))
+            y1 = int(min(np.ceil(hi_xy[1].item()) - origin[1], ph))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            ys = torch.arange(y0, y1, device=self.device, dtype=torch.float32) + origin[1] + 0.5
+            xs = torch.arange(x0, x1, device=self.device, dtype=torch.float32) + origin[0] + 0.5
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+            pts = torch.stack([gx, gy], dim=-1).view(1, -1, 2)  # (1, N, 2)
+
+            centre = 0.5 * (upper[:, 0] + upper[:, -1])  # (B, 2)
+            rel = pts - centre[:, None]
+            u = (rel * across[:, None]).sum(-1)  # (B, N)
+            v = (rel * down[:, None]).sum(-1)
+
+            def line(points: torch.Tensor, u=u, centre=centre) -> torch.Tensor:
+                """A lid contour as v(u), sampled at every pixel's u."""
+                r = points - centre[:, None]
+                pu, pv = (r * across[:, None]).sum(-1), (r * down[:, None]).sum(-1)
+                order = pu.argsort(dim=1)
+                return _interp(u, pu.gather(1, order), pv.gather(1, order))
+
+            half = 0.5 * (upper[:, -1] - upper[:, 0]).norm(dim=-1)[:, None]  # (B, 1)
+            unit = self.iod * scale[:, None]
+            gap = ((lower[:, 2:-2] - upper[:, 2:-2]) * down[:, None]).sum(-1).mean(1)  # (B,)
+            open_share = (gap / (gap_src * scale)).clamp(0.0, 1.0)[:, None]  # (B, 1)
+            profile = (1.0 - (u / half).square()).clamp_min(0.0).sqrt()
+            margin = EYE_LID_MARGIN * unit * profile * open_share
+            top, bottom = line(upper) - margin, line(lower) + margin
+            # Anti-aliased edges, and none at all where the lids meet (two soft edges on one
+            # line would leave a faint dotted seam of eyeball).
+            opening = (smoothstep(-0.6, 0.6, v - top) * smoothstep(-0.6, 0.6, bottom - v)
+                       * smoothstep(-0.5, 0.5, half - u.abs()) * smoothstep(0.0, 1.0, bottom - top))
+
+            # The eyeball, fixed to the head: the similarity taking the target corners to
+            # the photo's finds where each pixel lies on the photo's eyeball.
+            tc = torch.complex(upper[:, [0, -1], 0], upper[:, [0, -1], 1])  # (B, 2)
+            sc = torch.complex(corners_src[:, 0], corners_src[:, 1])[None]
+            a = (sc[:, 1] - sc[:, 0]) / (tc[:, 1] - tc[:, 0])  # (B,)
+            p = torch.complex(pts[..., 0], pts[..., 1])
+            q = a[:, None] * (p - tc[:, :1]) + sc[:, :1]  # (B, N)
+            q_xy = torch.stack([q.real, q.imag], dim=-1)
+            shift = radius * self.iod * (sines[:, None, 0:1] * axes_photo[:, 0]
+                                         - sines[:, None, 1:2] * axes_photo[:, 1])  # (B, 1, 2)
+            ball = self._sample(torch.stack([q_xy, q_xy - shift], dim=1).view(b, 2, -1, 2))
+            sclera, iris = ball[:, :3, 0], ball[:, 3:6, 1]
+            iris_alpha = ball[:, 6:7, 1]
+            eye_colour = sclera + iris_alpha * (iris - sclera)
+            # The upper lid shades the eyeball below it, more as it closes.
+            shadow = 1.0 - 0.35 * (1.0 - open_share) * torch.exp(-(v - top).clamp_min(0.0) / (0.03 * unit))
+            eye_colour = eye_colour * shadow[:, None]
+
+            # The photo's own opening, carried by the warp, bounds the target's (so a turned
+            # head keeps its lids where the warp put them); where the photo's eyeball would
+            # show but the target lid is shut, a closed lid's seam: lashes over lid skin.
+            photo = self._sample(source_xy[:, y0:y1, x0:x1].reshape(b, 1, -1, 2))[:, 7:9, 0]
+            opening = opening * photo[:, 0]
+            closing = 1.0 - open_share
+            lid_alpha = (2.0 * photo[:, 1]).clamp(max=1.0) * (1.0 - opening) * smoothstep(0.0, 0.3, closing)
+            region = patch[:, :, y0:y1, x0:x1].reshape(b, 3, -1)
+            # The lid skin continues the warped lid just above the seam.
+            # Averaged over a few nearby points so that thin lashes above do not come down
+            # as a dotted line.
+            offsets = torch.tensor([[-1.5, 2.0], [1.5, 2.0], [-1.5, 3.0], [1.5, 3.0]], device=self.device)
+            along, up = offsets[:, 0].view(1, 4, 1, 1), offsets[:, 1].view(1, 4, 1, 1)
+            shifted = (along * across[:, None, None] - up * EYE_LID_MARGIN * unit[:, None, :, None]
+                       * down[:, None, None])  # (B, 4, 1, 2) pixels
+            above = pts[:, None] + shifted  # (B, 4, N, 2)
+            box_size = torch.tensor([x1 - x0, y1 - y0], device=self.device, dtype=torch.float32)
+            grid = (above - torch.tensor([x0 + origin[0], y0 + origin[1]], device=self.device)
+                    ) * (2.0 / box_size) - 1.0
+            skin = F.grid_sample(region.view(b, 3, y1 - y0, x1 - x0), grid, mode="bilinear",
+                                 padding_mode="border", align_corners=False).mean(dim=2)  # (B, 3, N)
+            lash = LID_MIX * torch.exp(-((v - line(lower)) / (0.007 * unit)).square())
+            colour = region + lid_alpha[:, None] * (skin + lash[:, None] * (self.lash - skin) - region)
+            colour = colour + opening[:, None] * (eye_colour - colour)
+            strength = smoothstep(0.2, 1.0, torch.maximum(lid_change, shift.norm(dim=-1)[:, 0]))
+            colour = region + strength[:, None, None] * (colour - region)
+            patch[:, :, y0:y1, x0:x1] = colour.view(b, 3, y1 - y0, x1 - x0)
+        return patch
+
+    def _sample(self, xy: torch.Tensor) -> torch.Tensor:
+        """(B, 9, M, N) texture at (B, M, N, 2) canvas pixel positions."""
+        grid = (xy - self.box_origin) * self.box_scale - 1.0
+        return F.grid_sample(self.texture.expand(len(xy), -1, -1, -1), grid, mode="bilinear",
+                             padding_mode="border", align_corners=False)
+
+
+def _fill(polygon: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(h, w) anti-aliased coverage of a polygon given in pixels."""
+    mask = np.zeros((h * 4, w * 4), dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon * 4).astype(np.int32)], 255)
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA) / 255.0
+
+
+def _sorted_line(points: np.ndarray, down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A contour as (along, downward) samples sorted along the eye, for ``np.interp``."""
+    along = points @ np.array([down[1], -down[0]])
+    order = np.argsort(along)
+    return along[order], (points @ down)[order]
+
+
+def _spread(rgb: np.ndarray, known: np.ndarray, sigma: float, fallback: np.ndarray | None = None
+            ) -> np.ndarray:
+    """Fill the unknown pixels of ``rgb`` from the known ones nearby (normalised blur); known
+    pixels keep their colour; far from anything known, ``fallback`` (or the known mean)."""
+    weight = cv2.GaussianBlur(known, (0, 0), sigma)
+    blurred = cv2.GaussianBlur(rgb * known[..., None], (0, 0), sigma)
+    if fallback is None:
+        fallback = (rgb * known[..., None]).sum((0, 1)) / max(known.sum(), 1e-6)
+    confident = smoothstep(0.0, 0.05, weight)[..., None]
+    filled = confident * blurred / np.maximum(weight, 1e-6)[..., None] + (1 - confident) * fallback
+    return known[..., None] * rgb + (1.0 - known[..., None]) * filled

@@ -37,6 +37,7 @@ from talkinghead.models import facemesh as fm
 from talkinghead.motionspace import EXPRESSION_NAMES
 
 JAW_MAX_DEG = 20.0  # jaw rotation at jawOpen = 1
+JAW_AT_CORNERS = 0.3  # share of the jaw's motion the mouth corners follow
 
 
 def _gauss(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
@@ -122,14 +123,16 @@ def build_rig(head: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
     boundary = mouth_centre[1] + (ear_y + 0.15 - mouth_centre[1]) * lateral
     width = 0.03 + 0.25 * lateral
     jaw = smoothstep(-width, width, v[:, 1] - boundary)
-    # The lower lip follows the jaw fully in the middle and half at the corners, so the
-    # opening is lens-shaped rather than angular.
+    # The lower lip follows the jaw fully in the middle and JAW_AT_CORNERS at the corners,
+    # along an elliptic profile, so the opening is lens-shaped rather than angular and the
+    # skin at the corners is not dragged down.
     # The taper fades out below the mouth, so the chin still moves as one piece.
-    corner_taper = 1.0 - 0.5 * smoothstep(0.3, 1.0, np.abs(v[:, 0] - mouth_centre[0]) / mouth_half)
+    across = np.clip(np.abs(v[:, 0] - mouth_centre[0]) / mouth_half, 0.0, 1.0)
+    corner_taper = JAW_AT_CORNERS + (1.0 - JAW_AT_CORNERS) * np.sqrt(1.0 - across**2)
     near_mouth = np.exp(-0.5 * (np.clip(v[:, 1] - mouth_centre[1], 0, None) / 0.12) ** 2)
     jaw = np.where(in_lower, 1.0, np.where(in_upper, 0.0, jaw))
     jaw = jaw * (1.0 - (1.0 - corner_taper) * near_mouth)
-    jaw[upper_lip == 0.5] = 0.5
+    jaw[upper_lip == 0.5] = JAW_AT_CORNERS
     hinge = np.array([0.0, ear_y + 0.1, 0.5 * (v[fm.CHEEK_RIGHT, 2] + v[fm.CHEEK_LEFT, 2]) + 0.3])
     theta = np.deg2rad(JAW_MAX_DEG)
     rel = v - hinge
