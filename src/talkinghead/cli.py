@@ -256,5 +256,77 @@ def eval_command(
     Console().print(table)
 
 
+@app.command("corpus")
+def corpus_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the shards (made if missing).",
+                                      show_default=False)],
+    seed: Annotated[int, typer.Option(help="Corpus seed: same seed, same corpus.")] = 0,
+    minutes: Annotated[float, typer.Option(help="Minutes of speech to generate.", min=0.1)] = 30.0,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Generate the synthetic training corpus: espeak-ng speech with motion from its phonemes."""
+
+    def run():
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from talkinghead.corpus import generate_corpus
+
+        bars = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+                        TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=Console(stderr=True))
+        with bars:
+            task = bars.add_task("Synthesizing speech", total=minutes * 60)
+            return generate_corpus(out, seed=seed, minutes=minutes,
+                                   progress=lambda seconds: bars.advance(task, seconds))
+
+    summary = _guard(run, debug=debug)
+    print(json.dumps(summary))
+
+
+@app.command("train")
+def train_command(
+    corpus: Annotated[Path | None, typer.Option(help="Synthetic corpus folder (talkinghead corpus).",
+                                                show_default=False)] = None,
+    videos: Annotated[Path | None, typer.Option(help="Folder of real talking videos.",
+                                                show_default=False)] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where weights and checkpoints go.")] = Path("weights"),
+    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Windows per step (per process).", min=1)] = 32,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads per process.", min=1)] = 2,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Train the diffusion motion generator (torchrun for several GPUs) and export weights."""
+    command = "talkinghead " + " ".join(sys.argv[1:])
+
+    def run():
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from talkinghead.train import TrainConfig, train
+
+        config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, threads=threads)
+        bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=Console(stderr=True))
+        with bars:
+            task = bars.add_task("Training", total=steps, loss=float("nan"))
+            return train(corpus, out, config, videos=videos, command=command, resume=resume,
+                         progress=lambda step, loss: bars.update(task, completed=step, loss=loss))
+
+    manifest = _guard(run, debug=debug)
+    if manifest:
+        print(out / "MANIFEST.json")
+
+
 def main() -> None:
     app()
