@@ -262,6 +262,8 @@ def corpus_command(
                                       show_default=False)],
     seed: Annotated[int, typer.Option(help="Corpus seed: same seed, same corpus.")] = 0,
     minutes: Annotated[float, typer.Option(help="Minutes of speech to generate.", min=0.1)] = 30.0,
+    workers: Annotated[int, typer.Option(help="Processes (the corpus is the same for any).",
+                                         min=1)] = 1,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Generate the synthetic training corpus: espeak-ng speech with motion from its phonemes."""
@@ -277,7 +279,7 @@ def corpus_command(
                         TimeRemainingColumn(), console=Console(stderr=True))
         with bars:
             task = bars.add_task("Synthesizing speech", total=minutes * 60)
-            return generate_corpus(out, seed=seed, minutes=minutes,
+            return generate_corpus(out, seed=seed, minutes=minutes, workers=workers,
                                    progress=lambda seconds: bars.advance(task, seconds))
 
     summary = _guard(run, debug=debug)
