@@ -151,9 +151,25 @@ def render(
     seed: Annotated[int, typer.Option(help="Random seed: same inputs and seed, same video.")] = 0,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
         help="Where to compute.")] = "auto",
-    motion: Annotated[Literal["baseline"], typer.Option(
-        help="Motion generator. 'baseline': rule-based (the diffusion generator is to come).",
+    motion: Annotated[Literal["baseline", "diffusion"], typer.Option(
+        help="Motion generator: 'baseline' (rules) or 'diffusion' (transformer, needs --weights).",
     )] = "baseline",
+    weights: Annotated[Path, typer.Option(help="Folder with the diffusion weights.")] = Path("weights"),
+    gaze: Annotated[str | None, typer.Option(
+        help="Eye gaze: 'yaw,pitch' in degrees (in the head), or 'camera'.", show_default=False)] = None,
+    head_distance: Annotated[float, typer.Option(
+        help="Head size: 1 = as in the photo, < 1 = farther away.", min=0.3, max=3.0)] = 1.0,
+    emotion: Annotated[str, typer.Option(
+        help="neutral, happy, sad, angry or surprised, optionally :INTENSITY (0-1).")] = "neutral",
+    cfg_audio: Annotated[float, typer.Option(help="Guidance scale of the audio (diffusion).",
+                                             min=0.0, max=5.0)] = 1.0,
+    cfg_controls: Annotated[float, typer.Option(help="Guidance scale of gaze, distance, emotion.",
+                                                min=0.0, max=5.0)] = 1.0,
+    steps: Annotated[int, typer.Option(help="Sampler steps per window (diffusion).", min=1, max=50)] = 8,
+    head_motion: Annotated[float, typer.Option(help="Scale of head movement.", min=0.0, max=3.0)] = 1.0,
+    expression: Annotated[float, typer.Option(
+        help="Scale of expression movement (brows, smiles; not lips or blinks).", min=0.0, max=3.0)] = 1.0,
+    still: Annotated[bool, typer.Option("--still", help="Lips and blinks only: head and eyes held.")] = False,
     face: Annotated[int | None, typer.Option(
         "--face", help="Which face when there are several: 0 = largest.", min=0,
         show_default=False)] = None,
@@ -165,6 +181,16 @@ def render(
     """Render PHOTO speaking AUDIO into an mp4 (H.264 + AAC)."""
     if size % 2:
         raise typer.BadParameter("must be even (H.264 needs even frame sides)", param_hint="--size")
+    from talkinghead.controls import parse_emotion, parse_gaze
+
+    try:
+        gaze_value = parse_gaze(gaze) if gaze is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--gaze") from None
+    try:
+        emotion_name, intensity = parse_emotion(emotion)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--emotion") from None
 
     def run():
         from talkinghead.config import RenderConfig
@@ -172,7 +198,11 @@ def render(
         from talkinghead.pipeline import render as render_video
 
         config = RenderConfig(fps=fps, size=size, full_frame=full_frame, seed=seed,
-                              device=device, motion=motion, face_index=face)
+                              device=device, motion=motion, face_index=face, weights=weights,
+                              steps=steps, cfg_audio=cfg_audio, cfg_controls=cfg_controls,
+                              gaze=gaze_value, head_distance=head_distance, emotion=emotion_name,
+                              emotion_intensity=intensity, head_motion=head_motion,
+                              expression=expression, still=still)
         out = (output or default_output(photo, audio)).expanduser().absolute()
         if quiet:
             return render_video(photo, audio, out, config, force=force, warn=_stderr)

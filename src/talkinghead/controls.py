@@ -81,6 +81,41 @@ def emotion_offsets(emotion: str, intensity: float) -> np.ndarray:
     return out
 
 
+def parse_gaze(text: str) -> tuple[float, float] | Literal["camera"]:
+    """``"yaw,pitch"`` in degrees, or ``"camera"``."""
+    if text.strip().lower() == "camera":
+        return "camera"
+    try:
+        yaw, pitch = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"gaze must be 'yaw,pitch' in degrees or 'camera', got {text!r}") from None
+    if abs(yaw) > 40 or abs(pitch) > 30:
+        raise ValueError(f"gaze within +-40 deg yaw and +-30 deg pitch, got {text!r}")
+    return yaw, pitch
+
+
+def parse_emotion(text: str) -> tuple[str, float]:
+    """``"NAME"`` or ``"NAME:INTENSITY"`` (intensity 0-1, default 1)."""
+    name, _, value = text.strip().lower().partition(":")
+    if name not in EMOTIONS:
+        raise ValueError(f"unknown emotion {name!r}: choose from {', '.join(EMOTIONS)}")
+    try:
+        intensity = float(value) if value else 1.0
+    except ValueError:
+        raise ValueError(f"emotion intensity must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= intensity <= 1.0:
+        raise ValueError(f"emotion intensity must be in [0, 1], got {intensity}")
+    return name, intensity
+
+
+def with_emotion(motion: MotionSequence, controls: Controls) -> MotionSequence:
+    """``motion`` with the emotion's expression offsets added (for generators that do not
+    model emotion themselves, such as the baseline)."""
+    expression = motion.expression + emotion_offsets(controls.emotion, controls.emotion_intensity)
+    return MotionSequence(fps=motion.fps, pose=motion.pose, gaze=motion.gaze,
+                          expression=np.clip(expression, 0.0, 1.0).astype(np.float32))
+
+
 def apply_controls(motion: MotionSequence, source: MotionSequence, controls: Controls
                    ) -> MotionSequence:
     """``motion`` (generated around ``source``) with the controls' requests made exact."""

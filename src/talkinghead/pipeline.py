@@ -86,6 +86,7 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
            warn: Callable[[str], None] | None = None) -> RenderResult:
     """Render ``photo`` speaking ``audio`` into ``output`` (an mp4, written atomically)."""
     from talkinghead.audio import audio_features, frame_count
+    from talkinghead.controls import apply_controls, with_emotion
     from talkinghead.encode import encode
     from talkinghead.face import find_face
     from talkinghead.load import load_audio, load_portrait
@@ -105,7 +106,12 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
         times[stage] = times.get(stage, 0.0) + now - clock
         clock = now
 
-    # 1. load
+    # 1. load (the motion weights first: a bad weights folder fails before any work)
+    generator = None
+    if config.motion == "diffusion":
+        from talkinghead.generator import MotionGenerator
+
+        generator = MotionGenerator.load(config.weights, device)
     portrait = load_portrait(photo)
     clip = load_audio(audio)
     lap("load")
@@ -126,7 +132,17 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     lap("audio")
     # 5. motion
     progress.start("motion", n_frames)
-    motion = baseline_motion(features, source, config.seed)
+    controls = config.controls()
+    if generator is not None:
+        from talkinghead.generator import SampleOptions, diffusion_motion
+
+        options = SampleOptions(steps=config.steps, cfg_audio=config.cfg_audio,
+                                cfg_controls=config.cfg_controls)
+        motion = diffusion_motion(features, source, controls, generator, seed=config.seed,
+                                  options=options)
+    else:
+        motion = with_emotion(baseline_motion(features, source, config.seed), controls)
+    motion = apply_controls(motion, source, controls)
     progress.advance(n_frames)
     lap("motion")
     # 6. render and 7. mux, streamed batch by batch
