@@ -1,5 +1,5 @@
-"""Training the motion generator: MotionDiT on the synthetic corpus (and, through the hook
-``load_video_clips``, on real talking videos), single process or torchrun DDP.
+"""Training the motion generator: MotionDiT on the synthetic corpus and/or a folder of real
+talking videos (``load_video_clips``), single process or torchrun DDP.
 
 Steps of ``train``:
 1. clips -> (audio conditioning, motion, controls) per clip; motion mean and std over all frames;
@@ -55,7 +55,8 @@ class TrainClip:
     audio: np.ndarray  # (T, A) float32 audio conditioning
     motion: np.ndarray  # (T, D) float32 motion around a neutral source
     controls: np.ndarray  # (8,) float32: gaze yaw, pitch (deg), distance, emotion (5)
-    gaze_given: bool  # False where the clip has no meaningful gaze target (real videos)
+    gaze_given: bool = True  # False where the clip has no gaze target (real videos)
+    emotion_given: bool = True  # False where the clip's emotion is unknown (real videos)
 
 
 def load_corpus_clips(folder: Path) -> tuple[list[TrainClip], dict]:
@@ -64,18 +65,77 @@ def load_corpus_clips(folder: Path) -> tuple[list[TrainClip], dict]:
 
     summary_path = folder / "corpus.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    clips = [TrainClip(audio_conditioning(features_from_arrays(arrays, FPS)), motion, controls, True)
+    clips = [TrainClip(audio_conditioning(features_from_arrays(arrays, FPS)), motion, controls)
              for motion, arrays, controls in load_corpus(folder)]
     return clips, summary
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+
+def video_motion(video: Path, fps: float = 25.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """(T, D) motion and (T, A) audio conditioning of a real talking video at ``fps``, or None
+    without a face or sound. Motion comes from the project's own geometry, frame by frame:
+    head pose from the face mesh's head frame (relative to the video's median pose, so the
+    median frame plays the source photo), translation and scale from the face's centre and
+    size, jaw and eyelids as ``encode.estimate_expression`` reads them from a photo, gaze from
+    ``encode.estimate_gaze``. Other expression channels are unknown and stay 0."""
+    from talkinghead.audio import audio_features, frame_count
+    from talkinghead.encode import estimate_expression, estimate_gaze
+    from talkinghead.face import track_landmarks
+    from talkinghead.load import SAMPLE_RATE, AudioClip
+    from talkinghead.models import facemesh as fm
+    from talkinghead.models.rig import build_rig
+    from talkinghead.motionspace import expression_index
+    from talkinghead.mux import decode_audio, probe, read_frames
+
+    info = probe(video)
+    sound = decode_audio(video, SAMPLE_RATE)
+    if info.video_codec is None or sound is None:
+        return None
+    rows, jaw_drop = [], None
+    frames = (f for batch in read_frames(video, info.width, info.height) for f in batch)
+    for lm in track_landmarks(frames):
+        if lm is None:
+            rows.append(None)
+            continue
+        head = fm.fit_head_frame(lm)
+        if jaw_drop is None:
+            rig = build_rig(head.to_head(lm.astype(np.float64)), np.zeros(len(EXPRESSION_NAMES), np.float32))
+            jaw_drop = float(rig[expression_index("jawOpen"), 14, 1])
+        rows.append(np.concatenate([head.angles, head.centre[:2], [head.iod],
+                                    estimate_expression(lm.astype(np.float64), head, jaw_drop),
+                                    estimate_gaze(lm.astype(np.float64), head)]))
+    known = [r for r in rows if r is not None]
+    if len(known) < len(rows) * 0.9 or not known:
+        return None
+    raw = np.array([r if r is not None else known[0] for r in rows])  # (frames, 6 + E + 2)
+    source_fps = info.fps or fps
+    clip = AudioClip(video, sound.mean(axis=1).astype(np.float32), SAMPLE_RATE, sound.shape[1])
+    n = frame_count(len(raw) / source_fps, fps)
+    index = np.clip(np.round((np.arange(n) + 0.5) * source_fps / fps - 0.5).astype(int), 0, len(raw) - 1)
+    raw = raw[index]
+    iod = np.median(raw[:, 5])
+    pose = np.column_stack([raw[:, :3] - np.median(raw[:, :3], axis=0),
+                            (raw[:, 3:5] - np.median(raw[:, 3:5], axis=0)) / iod, raw[:, 5] / iod])
+    motion = np.concatenate([pose, raw[:, 6:]], axis=1).astype(np.float32)
+    return motion, audio_conditioning(audio_features(clip, fps, n))
+
+
 def load_video_clips(folder: Path) -> list[TrainClip]:
-    """HOOK for real talking videos: motion from the project's own encoder on every frame,
-    features from its own audio front end. Not implemented in this release: the per-frame
-    video encoder (motion extraction from a talking video) is a separate issue."""
-    raise NotImplementedError(
-        f"training on real videos ({folder}) needs per-frame motion extraction from video, "
-        "which is not available yet; train on a synthetic corpus (--corpus DIR)")
+    """Real talking videos in ``folder`` as training clips (see ``video_motion``): gaze targets
+    and emotions are unknown, so those conditions are always dropped for them."""
+    clips = []
+    for video in sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
+        extracted = video_motion(video)
+        if extracted is not None:
+            motion, audio = extracted
+            controls = np.zeros(8, np.float32)
+            controls[2] = 1.0
+            clips.append(TrainClip(audio, motion, controls, gaze_given=False, emotion_given=False))
+    if not clips:
+        raise ValueError(f"no usable talking videos (with a face and sound) in {folder}")
+    return clips
 
 
 def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, window: int, context: int,
@@ -89,7 +149,7 @@ def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, windo
            "context": np.zeros((batch, context, d), np.float32),
            "mask": np.zeros((batch, window), np.float32),
            "has_context": np.zeros(batch, np.float32), "controls": np.zeros((batch, 8), np.float32),
-           "gaze_given": np.zeros(batch, np.float32)}
+           "gaze_given": np.zeros(batch, np.float32), "emotion_given": np.zeros(batch, np.float32)}
     for b, c in enumerate(chosen):
         clip = clips[c]
         n = len(clip.motion)
@@ -106,6 +166,7 @@ def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, windo
             out["has_context"][b] = 1.0
         out["controls"][b] = clip.controls
         out["gaze_given"][b] = float(clip.gaze_given)
+        out["emotion_given"][b] = float(clip.emotion_given)
     return out
 
 
@@ -181,6 +242,7 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
         keep_context = batch["has_context"] * (torch.rand(bsz, device=device) >= config.drop_context).float()
         keep_controls = (torch.rand(bsz, 3, device=device) >= config.drop_controls).float()
         keep_controls[:, 0] *= batch["gaze_given"]
+        keep_controls[:, 2] *= batch["emotion_given"]
         context = batch["context"] + 0.05 * torch.randn_like(batch["context"])
         controls = batch["controls"]
         estimate = net(xt, t, batch["audio"], context, controls[:, :2], controls[:, 2], controls[:, 3:],
