@@ -44,15 +44,16 @@ reference: setup
 examples: setup
 	$(BIN)/python examples/make_examples.py
 
-# The synthetic training corpus and the default motion weights made from it (about 25 minutes
-# on 2 CPU cores). weights/MANIFEST.json records the exact commands and the corpus seed.
+# The synthetic training corpus and the default motion weights made from it (about 20 minutes
+# on 2 CPU cores; one torch thread: more threads are slower on a busy machine).
+# weights/MANIFEST.json records the exact commands and the corpus seed.
 CORPUS_SEED ?= 0
 CORPUS_MINUTES ?= 45
 corpus: setup
 	$(BIN)/talkinghead corpus --out out/corpus --seed $(CORPUS_SEED) --minutes $(CORPUS_MINUTES) --workers 2
 
 weights: corpus
-	$(BIN)/talkinghead train --corpus out/corpus --out weights --steps 2000 --threads 2
+	$(BIN)/talkinghead train --corpus out/corpus --out weights --steps 2000 --threads 1
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

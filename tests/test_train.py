@@ -26,3 +26,17 @@ def test_corpus_train_export_load_sample(tmp_path, short_speech):
     features = audio_features(load_audio(short_speech), 25.0)
     motion = generator.sample(features, Controls(emotion="happy"), seed=0)
     assert motion.shape == (features.n_frames, 41)
+
+
+@pytest.mark.slow
+def test_real_video_motion_has_real_statistics():
+    from talkinghead.corpus import corpus_statistics
+    from talkinghead.train import video_motion
+
+    from .helpers import devdata
+
+    motion, audio = video_motion(devdata("videos", "v06_f_older_glasses_5s.mp4"))
+    assert motion.shape == (len(audio), 41)
+    stats = corpus_statistics([motion], 25.0)
+    assert 1.0 < stats["yaw_std"] < 8.0 and 0.3 < stats["delta_pose_deg"] < 2.0
+    assert 0.9 < float(motion[:, 5].mean()) < 1.1  # scale relative to the median face size

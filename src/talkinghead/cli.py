@@ -326,7 +326,7 @@ def train_command(
     steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 2000,
     batch_size: Annotated[int, typer.Option(help="Windows per step (per process).", min=1)] = 32,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    threads: Annotated[int, typer.Option(help="CPU threads per process.", min=1)] = 2,
+    threads: Annotated[int, typer.Option(help="CPU threads per process.", min=1)] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:

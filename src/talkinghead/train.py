@@ -44,8 +44,8 @@ class TrainConfig:
     drop_controls: float = 0.15  # ... each control (gaze, distance, emotion), independently
     velocity_weight: float = 1.0  # weight of the frame-to-frame difference loss
     seed: int = 0
-    threads: int = 2  # CPU threads per process
-    checkpoint_every: int = 250  # steps
+    threads: int = 1  # CPU threads per process (more only on idle machines)
+    checkpoint_every: int = 100  # steps
     width: int = 160  # network width
     depth: int = 4  # transformer blocks
 
