@@ -162,7 +162,7 @@ def render(
     emotion: Annotated[str, typer.Option(
         help="neutral, happy, sad, angry or surprised, optionally :INTENSITY (0-1).")] = "neutral",
     cfg_audio: Annotated[float, typer.Option(help="Guidance scale of the audio (diffusion).",
-                                             min=0.0, max=5.0)] = 1.0,
+                                             min=0.0, max=5.0)] = 1.5,
     cfg_controls: Annotated[float, typer.Option(help="Guidance scale of gaze, distance, emotion.",
                                                 min=0.0, max=5.0)] = 1.0,
     steps: Annotated[int, typer.Option(help="Sampler steps per window (diffusion).", min=1, max=50)] = 8,

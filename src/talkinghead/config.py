@@ -23,7 +23,7 @@ class RenderConfig:
     motion: MotionKind = "baseline"  # motion generator: rules, or the diffusion transformer
     weights: Path = Path("weights")  # folder with the diffusion weights and their MANIFEST.json
     steps: int = 8  # diffusion sampler steps per window
-    cfg_audio: float = 1.0  # guidance scale of the audio (1 = plain conditional)
+    cfg_audio: float = 1.5  # guidance scale of the audio (1 = plain conditional)
     cfg_controls: float = 1.0  # guidance scale of gaze, head distance and emotion
     gaze: tuple[float, float] | Literal["camera"] | None = None  # eyes in the head, degrees
     head_distance: float = 1.0  # 1 = as in the photo, < 1 = farther away

@@ -75,7 +75,7 @@ def file_sha256(path: Path) -> str:
 @dataclass(frozen=True)
 class SampleOptions:
     steps: int = 8  # DDIM steps per window
-    cfg_audio: float = 1.0  # guidance scale of the audio condition
+    cfg_audio: float = 1.5  # guidance scale of the audio condition
     cfg_controls: float = 1.0  # guidance scale of the controls (gaze, distance, emotion)
     overlap: int = 10  # frames shared (and cross-faded) by consecutive windows
 

@@ -228,7 +228,7 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
     started, running = time.perf_counter(), None
     for step in range(start_step, config.steps):
         warm = min(1.0, (step + 1) / config.warmup)
-        lr = config.lr * warm * 0.5 * (1 + np.cos(np.pi * step / config.steps))
+        lr = float(config.lr * warm * 0.5 * (1 + np.cos(np.pi * step / config.steps)))
         for group in optimiser.param_groups:
             group["lr"] = lr
         batch = {key: torch.from_numpy(v).to(device) for key, v in
