@@ -53,7 +53,7 @@ corpus: setup
 	$(BIN)/talkinghead corpus --out out/corpus --seed $(CORPUS_SEED) --minutes $(CORPUS_MINUTES) --workers 2
 
 weights: corpus
-	$(BIN)/talkinghead train --corpus out/corpus --out weights --steps 2000 --threads 1
+	$(BIN)/talkinghead train --corpus out/corpus --out weights --steps 1200 --threads 1
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

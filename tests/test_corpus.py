@@ -72,3 +72,12 @@ def test_same_seed_same_clip_other_seed_other_clip():
     _, c_motion, _, c_meta = next(make_clips(8, [0]))
     assert a_meta != c_meta or not np.array_equal(a_motion, c_motion)
     assert a_motion.shape == (len(a_features["mel"]), 41)
+
+
+def test_head_noise_keeps_its_scale_on_clips_shorter_than_its_timescale():
+    from talkinghead.corpus import _noise
+
+    rng = np.random.default_rng(0)
+    assert 0.9 < _noise(rng, 20_000, 60.0, 1).std() < 1.1
+    starts = np.array([_noise(rng, 30, 60.0, 1)[0, 0] for _ in range(400)])  # 30 frames, 2.4 s scale
+    assert 0.85 < starts.std() < 1.15 and np.abs(starts).max() < 4.5

@@ -292,9 +292,17 @@ def synth_clip(rng: np.random.Generator) -> Clip:
 
 
 def _noise(rng: np.random.Generator, n: int, timescale_frames: float, dims: int) -> np.ndarray:
-    """(n, dims) smoothed Gaussian noise with unit standard deviation per column."""
-    x = _smooth(rng.standard_normal((n + 1, dims)), timescale_frames)[:n]
-    return x / np.maximum(x.std(axis=0), 1e-6) if n > 10 else x
+    """(n, dims) smoothed Gaussian noise with unit standard deviation in expectation.
+
+    Scaled by the kernel's own gain, not by the sample's spread: on a clip shorter than the
+    timescale the sample is nearly constant, and dividing by its tiny spread would blow a
+    random offset up to tens of degrees (the first corpus did this; its weights tilted heads).
+    """
+    radius = int(np.ceil(3 * timescale_frames))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / timescale_frames) ** 2)
+    kernel /= np.sqrt(np.sum(kernel**2))  # unit gain on white noise
+    white = rng.standard_normal((n + 2 * radius, dims))  # no padding: every output sees real noise
+    return np.stack([np.convolve(white[:, d], kernel, mode="valid") for d in range(dims)], axis=1)
 
 
 def _accents(features: AudioFeatures) -> np.ndarray:

@@ -34,7 +34,7 @@ LIP_CHANNELS = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mout
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 2000  # optimiser steps
+    steps: int = 1200  # optimiser steps
     batch_size: int = 32  # windows per step (per process)
     lr: float = 1e-3  # peak learning rate (AdamW, warm-up then cosine decay)
     warmup: int = 100  # steps
