@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint bench bench-full reference reenactment examples clean
+.PHONY: setup demo test test-fast lint bench bench-full reference reenactment examples corpus weights clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,17 @@ reenactment: setup
 
 examples: setup
 	$(BIN)/python examples/make_examples.py
+
+# The synthetic training corpus and the default motion weights made from it (about 20 minutes
+# on 2 CPU cores; one torch thread: more threads are slower on a busy machine).
+# weights/MANIFEST.json records the exact commands and the corpus seed.
+CORPUS_SEED ?= 0
+CORPUS_MINUTES ?= 45
+corpus: setup
+	$(BIN)/talkinghead corpus --out out/corpus --seed $(CORPUS_SEED) --minutes $(CORPUS_MINUTES) --workers 2
+
+weights: corpus
+	$(BIN)/talkinghead train --corpus out/corpus --out weights --steps 1200 --threads 1
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

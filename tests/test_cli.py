@@ -85,6 +85,19 @@ def test_usage_errors_exit_2(photo, short_speech):
     assert run("render", str(photo)).returncode == 2
 
 
+def test_motion_controls_are_checked_before_any_work(photo, short_speech, tmp_path):
+    for option, value in (("--gaze", "left"), ("--gaze", "90,0"), ("--emotion", "bored"),
+                          ("--emotion", "happy:3"), ("--head-distance", "0.1"), ("--steps", "0"),
+                          ("--motion", "magic")):
+        proc = run("render", str(photo), str(short_speech), option, value)
+        assert proc.returncode == 2, (option, value)
+        assert "Traceback" not in proc.stderr
+    proc = run("render", str(photo), str(short_speech), "--motion", "diffusion", "--weights",
+               str(tmp_path), "-o", str(tmp_path / "x.mp4"))
+    assert_clean_failure(proc, 2, "MANIFEST.json")
+    assert not (tmp_path / "x.mp4").exists()
+
+
 @pytest.mark.slow
 def test_render_end_to_end(tmp_path, photo, short_speech):
     out = tmp_path / "talk.mp4"

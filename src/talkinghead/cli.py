@@ -19,7 +19,7 @@ from typing import Annotated, ClassVar, Literal, TypeVar, get_args
 import typer
 
 from talkinghead import __version__
-from talkinghead.config import MotionKind, RenderConfig
+from talkinghead.config import DEFAULT_WEIGHTS, MotionKind, RenderConfig
 
 app = typer.Typer(
     name="talkinghead",
@@ -155,10 +155,28 @@ def render(
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
         help="Where to compute.")] = "auto",
     motion: Annotated[str, typer.Option(
-        help="Where motion comes from: a generator ('baseline': rule-based; the diffusion "
-             "generator is to come), or a motion file (.json or .csv, e.g. from `talkinghead "
-             "extract`), applied relative to the photo and fitted to the audio's length.",
+        help="Where motion comes from: a generator ('baseline': rules; 'diffusion': the "
+             "transformer, with --weights), or a motion file (.json or .csv, e.g. from "
+             "`talkinghead extract`), applied relative to the photo and fitted to the audio.",
     )] = "baseline",
+    weights: Annotated[Path | None, typer.Option(
+        help="Folder with the diffusion weights (default: the shipped weights/).",
+        show_default=False)] = None,
+    gaze: Annotated[str | None, typer.Option(
+        help="Eye gaze: 'yaw,pitch' in degrees (in the head), or 'camera'.", show_default=False)] = None,
+    head_distance: Annotated[float, typer.Option(
+        help="Head size: 1 = as in the photo, < 1 = farther away.", min=0.3, max=3.0)] = 1.0,
+    emotion: Annotated[str, typer.Option(
+        help="neutral, happy, sad, angry or surprised, optionally :INTENSITY (0-1).")] = "neutral",
+    cfg_audio: Annotated[float, typer.Option(help="Guidance scale of the audio (diffusion).",
+                                             min=0.0, max=5.0)] = 1.5,
+    cfg_controls: Annotated[float, typer.Option(help="Guidance scale of gaze, distance, emotion.",
+                                                min=0.0, max=5.0)] = 1.0,
+    steps: Annotated[int, typer.Option(help="Sampler steps per window (diffusion).", min=1, max=50)] = 8,
+    head_motion: Annotated[float, typer.Option(help="Scale of head movement.", min=0.0, max=3.0)] = 1.0,
+    expression: Annotated[float, typer.Option(
+        help="Scale of expression movement (brows, smiles; not lips or blinks).", min=0.0, max=3.0)] = 1.0,
+    still: Annotated[bool, typer.Option("--still", help="Lips and blinks only: head and eyes held.")] = False,
     face: Annotated[int | None, typer.Option(
         "--face", help="Which face when there are several: 0 = largest.", min=0,
         show_default=False)] = None,
@@ -203,10 +221,26 @@ def _render_config(params: dict) -> tuple[Path, Path, Path, RenderConfig, bool]:
             raise InputError(None, f"--motion {motion!r} is neither a generator "
                                    f"({', '.join(get_args(MotionKind))}) nor a .json or .csv motion file")
         motion, motion_file = "baseline", str(Path(motion).expanduser().absolute())
+    from talkinghead.controls import parse_emotion, parse_gaze
+
+    try:
+        gaze = parse_gaze(params["gaze"]) if params["gaze"] is not None else None
+    except ValueError as exc:
+        raise InputError(None, f"--gaze: {exc}") from None
+    try:
+        emotion, intensity = parse_emotion(params["emotion"])
+    except ValueError as exc:
+        raise InputError(None, f"--emotion: {exc}") from None
     watermark = params["watermark_text"] if params["watermark"] else None
+    weights = params["weights"].expanduser().absolute() if params["weights"] else DEFAULT_WEIGHTS
     config = RenderConfig(fps=params["fps"], size=params["size"], full_frame=params["full_frame"],
                           seed=params["seed"], device=params["device"], motion=motion,
-                          motion_file=motion_file, face_index=params["face"], watermark=watermark)
+                          motion_file=motion_file, face_index=params["face"], watermark=watermark,
+                          weights=weights, steps=params["steps"], cfg_audio=params["cfg_audio"],
+                          cfg_controls=params["cfg_controls"], gaze=gaze,
+                          head_distance=params["head_distance"], emotion=emotion,
+                          emotion_intensity=intensity, head_motion=params["head_motion"],
+                          expression=params["expression"], still=params["still"])
     photo, audio = params["photo"], params["audio"]
     output = params["output"] or default_output(photo, audio)
     return photo, audio, output.expanduser().absolute(), config, params["force"]
@@ -559,6 +593,80 @@ def eval_command(
             table.add_row(f"  {label}", "-" if value is None else f"{value:.4g}"
                           if isinstance(value, float) else str(value))
     Console().print(table)
+
+
+@app.command("corpus")
+def corpus_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the shards (made if missing).",
+                                      show_default=False)],
+    seed: Annotated[int, typer.Option(help="Corpus seed: same seed, same corpus.")] = 0,
+    minutes: Annotated[float, typer.Option(help="Minutes of speech to generate.", min=0.1)] = 30.0,
+    workers: Annotated[int, typer.Option(help="Processes (the corpus is the same for any).",
+                                         min=1)] = 1,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Generate the synthetic training corpus: espeak-ng speech with motion from its phonemes."""
+
+    def run():
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from talkinghead.corpus import generate_corpus
+
+        bars = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+                        TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=Console(stderr=True))
+        with bars:
+            task = bars.add_task("Synthesizing speech", total=minutes * 60)
+            return generate_corpus(out, seed=seed, minutes=minutes, workers=workers,
+                                   progress=lambda seconds: bars.advance(task, seconds))
+
+    summary = _guard(run, debug=debug)
+    print(json.dumps(summary))
+
+
+@app.command("train")
+def train_command(
+    corpus: Annotated[Path | None, typer.Option(help="Synthetic corpus folder (talkinghead corpus).",
+                                                show_default=False)] = None,
+    videos: Annotated[Path | None, typer.Option(help="Folder of real talking videos.",
+                                                show_default=False)] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where weights and checkpoints go.")] = Path("weights"),
+    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 1200,
+    batch_size: Annotated[int, typer.Option(help="Windows per step (per process).", min=1)] = 32,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads per process.", min=1)] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Train the diffusion motion generator (torchrun for several GPUs) and export weights."""
+    command = "talkinghead " + " ".join(sys.argv[1:])
+
+    def run():
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from talkinghead.train import TrainConfig, train
+
+        config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, threads=threads)
+        bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=Console(stderr=True))
+        with bars:
+            task = bars.add_task("Training", total=steps, loss=float("nan"))
+            return train(corpus, out, config, videos=videos, command=command, resume=resume,
+                         progress=lambda step, loss: bars.update(task, completed=step, loss=loss))
+
+    manifest = _guard(run, debug=debug)
+    if manifest:
+        print(out / "MANIFEST.json")
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 ``baseline_motion`` is the BASELINE generator: hand-written rules, deterministic from the
 audio plus a seeded random head sway and blinks. The audio-conditioned diffusion transformer
-(see DESIGN.md, "The motion generator") replaces it as the default in a later release; until
-then ``--motion baseline`` is the only choice.
+(``generator.py``, ``--motion diffusion``; see DESIGN.md, "The motion generator") is the
+alternative; the baseline stays the default until the diffusion generator measures at least as
+well on lip sync (bench/motion.py).
 
 Rules:
 - the jaw follows the loudness of the speech band (300-3000 Hz) on a compressive curve,

@@ -97,6 +97,7 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     the photo (``motionfile.relative_to``).
     """
     from talkinghead.audio import audio_features, frame_count
+    from talkinghead.controls import apply_controls, with_emotion
     from talkinghead.encode import encode
     from talkinghead.face import find_face
     from talkinghead.load import load_audio, load_portrait
@@ -118,7 +119,12 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
         times[stage] = times.get(stage, 0.0) + now - clock
         clock = now
 
-    # 1. load
+    # 1. load (the motion weights first: a bad weights folder fails before any work)
+    generator = None
+    if config.motion == "diffusion":
+        from talkinghead.generator import MotionGenerator
+
+        generator = MotionGenerator.load(config.weights, device)
     portrait = load_portrait(photo)
     clip = load_audio(audio)
     if motion is None and config.motion_file:
@@ -135,6 +141,7 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     appearance, source = encode(portrait, face, config)
     lap("encode")
     n_frames = frame_count(clip.duration, config.fps)
+    controls = config.controls()
     if motion is None:
         # 4. audio features
         progress.start("audio", 1)
@@ -143,10 +150,19 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
         lap("audio")
         # 5. motion
         progress.start("motion", n_frames)
-        motion = baseline_motion(features, source, config.seed)
+        if generator is not None:
+            from talkinghead.generator import SampleOptions, diffusion_motion
+
+            options = SampleOptions(steps=config.steps, cfg_audio=config.cfg_audio,
+                                    cfg_controls=config.cfg_controls)
+            motion = diffusion_motion(features, source, controls, generator, seed=config.seed,
+                                      options=options)
+        else:
+            motion = with_emotion(baseline_motion(features, source, config.seed), controls)
         progress.advance(n_frames)
     else:
         motion = relative_to(retime(motion, config.fps, n_frames), source)
+    motion = apply_controls(motion, source, controls)
     lap("motion")
     # 6. render and 7. mux, streamed batch by batch
     width, height, first_frame = _render_and_mux(

@@ -42,6 +42,9 @@ def settings_hash(photo: Path, audio: Path, config: RenderConfig) -> str:
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_HASHED}
     if config.motion_file:  # the file's content, not its name
         settings["motion_file"] = _file_digest(Path(config.motion_file))
+    manifest = Path(config.weights) / "MANIFEST.json"  # which weights, not where they lie
+    settings["weights"] = (_file_digest(manifest) if config.motion == "diffusion" and manifest.is_file()
+                           else None)
     record = {"version": __version__, "photo": _file_digest(photo), "audio": _file_digest(audio),
               "settings": settings}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,118 @@
+"""MotionDiT: a transformer denoiser over a window of motion frames (no I/O here).
+
+Given noisy motion for a window, its noise level, the window's audio features, the K frames of
+motion before the window and the controls (gaze, head distance, emotion), it predicts the clean
+motion of the window. Conditions can be switched off one by one (``keep_*`` flags, learned null
+embeddings in their place), which is what classifier-free guidance needs.
+
+Dimensions: B batch, W window frames, K context frames, D motion channels, A audio features,
+C width. Motion is normalised by the buffers ``motion_mean`` and ``motion_std`` (set from the
+corpus and saved with the weights) before it reaches this network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class MotionDiTConfig:
+    motion_dim: int = 41  # D: len(MOTION_NAMES)
+    audio_dim: int = 128  # A: see generator.audio_conditioning
+    window: int = 75  # W: frames generated at once (3 s at 25 fps)
+    context: int = 10  # K: frames of the previous window the model sees
+    width: int = 160  # C
+    depth: int = 4  # transformer blocks
+    heads: int = 4
+    gaze_dim: int = 2
+    emotion_dim: int = 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B,) in [0, 1] -> (B, dim) sinusoidal features."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device) / half)  # (dim/2,)
+    angles = 1000.0 * t[:, None] * freqs[None]  # (B, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block whose norms are scaled and shifted by the condition (adaLN)."""
+
+    def __init__(self, *, width: int, heads: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.modulation = nn.Linear(width, 6 * width)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # h: (B, K+W, C), c: (B, C)
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)[:, None].chunk(6, dim=2)
+        x = self.norm1(h) * (1 + scale1) + shift1
+        h = h + gate1 * self.attn(x, x, x, need_weights=False)[0]
+        x = self.norm2(h) * (1 + scale2) + shift2
+        return h + gate2 * self.mlp(x)
+
+
+class MotionDiT(nn.Module):
+    def __init__(self, config: MotionDiTConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        c = cfg.width
+        self.register_buffer("motion_mean", torch.zeros(cfg.motion_dim))
+        self.register_buffer("motion_std", torch.ones(cfg.motion_dim))
+        self.audio_in = nn.Linear(cfg.audio_dim, c)
+        self.audio_conv = nn.Conv1d(c, c, kernel_size=5, padding=2)
+        self.motion_in = nn.Linear(cfg.motion_dim, c)
+        self.context_in = nn.Linear(cfg.motion_dim, c)
+        self.position = nn.Parameter(torch.randn(cfg.context + cfg.window, c) * 0.02)
+        self.null_audio = nn.Parameter(torch.zeros(c))
+        self.null_context = nn.Parameter(torch.zeros(c))
+        self.time_mlp = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, c))
+        self.gaze_in = nn.Linear(cfg.gaze_dim, c)
+        self.distance_in = nn.Linear(1, c)
+        self.emotion_in = nn.Linear(cfg.emotion_dim, c)
+        self.null_controls = nn.Parameter(torch.zeros(3, c))  # gaze, distance, emotion
+        self.blocks = nn.ModuleList(Block(width=c, heads=cfg.heads) for _ in range(cfg.depth))
+        self.norm_out = nn.LayerNorm(c)
+        self.out = nn.Linear(c, cfg.motion_dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, context: torch.Tensor,
+                gaze: torch.Tensor, distance: torch.Tensor, emotion: torch.Tensor, *,
+                keep_audio: torch.Tensor, keep_context: torch.Tensor, keep_controls: torch.Tensor
+                ) -> torch.Tensor:
+        """Clean-motion estimate (B, W, D), normalised.
+
+        x (B, W, D) noisy motion; t (B,) noise level in [0, 1]; audio (B, W, A); context (B, K, D);
+        gaze (B, 2) degrees; distance (B,); emotion (B, 5); keep_audio, keep_context (B,) and
+        keep_controls (B, 3) are 1 where the condition is given, 0 where it is dropped.
+        """
+        cfg = self.config
+        a = self.audio_in(audio)  # (B, W, C)
+        a = a + self.audio_conv(a.transpose(1, 2)).transpose(1, 2)  # (B, W, C)
+        ka = keep_audio[:, None, None]
+        a = ka * a + (1 - ka) * self.null_audio  # (B, W, C)
+        k = self.context_in(context)  # (B, K, C)
+        kc = keep_context[:, None, None]
+        k = kc * k + (1 - kc) * self.null_context  # (B, K, C)
+        h = torch.cat([k, self.motion_in(x) + a], dim=1) + self.position  # (B, K+W, C)
+
+        controls = torch.stack([self.gaze_in(gaze / 10.0), self.distance_in((distance - 1.0)[:, None] * 4.0),
+                                self.emotion_in(emotion)], dim=1)  # (B, 3, C)
+        kk = keep_controls[:, :, None]  # (B, 3, 1)
+        controls = kk * controls + (1 - kk) * self.null_controls  # (B, 3, C)
+        c = self.time_mlp(timestep_embedding(t, cfg.width)) + controls.sum(dim=1)  # (B, C)
+        for block in self.blocks:
+            h = block(h, c)
+        return self.out(self.norm_out(h[:, cfg.context :]))  # (B, W, D)

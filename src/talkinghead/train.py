@@ -1,0 +1,302 @@
+"""Training the motion generator: MotionDiT on the synthetic corpus and/or a folder of real
+talking videos (``load_video_clips``), single process or torchrun DDP.
+
+Steps of ``train``:
+1. clips -> (audio conditioning, motion, controls) per clip; motion mean and std over all frames;
+2. each step draws random windows with the frames before them, noises the motion at a random
+   level, drops conditions at random (audio, context, each control) and regresses the clean
+   motion (plus its frame-to-frame differences, against jitter);
+3. an exponential moving average of the weights is what gets exported: safetensors plus a
+   manifest with SHA-256, size, the exact command and the corpus seed.
+
+With WORLD_SIZE set (torchrun), each process trains on its own random windows and gradients
+are averaged by DistributedDataParallel; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from talkinghead.generator import MANIFEST_FILE, WEIGHTS_FILE, audio_conditioning, file_sha256
+from talkinghead.motionspace import EXPRESSION_NAMES, MOTION_NAMES, POSE_NAMES
+
+LIP_CHANNELS = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthPressRight",
+                "mouthLowerDownLeft", "mouthLowerDownRight", "mouthRollLower")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1200  # optimiser steps
+    batch_size: int = 32  # windows per step (per process)
+    lr: float = 1e-3  # peak learning rate (AdamW, warm-up then cosine decay)
+    warmup: int = 100  # steps
+    ema: float = 0.998  # decay of the exported weight average
+    drop_audio: float = 0.1  # probability that a window's audio is dropped
+    drop_context: float = 0.2  # ... its previous frames
+    drop_controls: float = 0.15  # ... each control (gaze, distance, emotion), independently
+    velocity_weight: float = 1.0  # weight of the frame-to-frame difference loss
+    seed: int = 0
+    threads: int = 1  # CPU threads per process (more only on idle machines)
+    checkpoint_every: int = 100  # steps
+    width: int = 160  # network width
+    depth: int = 4  # transformer blocks
+
+
+@dataclass(frozen=True)
+class TrainClip:
+    audio: np.ndarray  # (T, A) float32 audio conditioning
+    motion: np.ndarray  # (T, D) float32 motion around a neutral source
+    controls: np.ndarray  # (8,) float32: gaze yaw, pitch (deg), distance, emotion (5)
+    gaze_given: bool = True  # False where the clip has no gaze target (real videos)
+    emotion_given: bool = True  # False where the clip's emotion is unknown (real videos)
+
+
+def load_corpus_clips(folder: Path) -> tuple[list[TrainClip], dict]:
+    """The synthetic corpus in ``folder`` and its summary (corpus.json)."""
+    from talkinghead.corpus import FPS, features_from_arrays, load_corpus
+
+    summary_path = folder / "corpus.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    clips = [TrainClip(audio_conditioning(features_from_arrays(arrays, FPS)), motion, controls)
+             for motion, arrays, controls in load_corpus(folder)]
+    return clips, summary
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+
+def video_motion(video: Path, fps: float = 25.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """(T, D) motion and (T, A) audio conditioning of a real talking video at ``fps``, or None
+    without a face or sound. Motion comes from the project's own geometry, frame by frame:
+    head pose from the face mesh's head frame (relative to the video's median pose, so the
+    median frame plays the source photo), translation and scale from the face's centre and
+    size, jaw and eyelids as ``encode.estimate_expression`` reads them from a photo, gaze from
+    ``encode.estimate_gaze``. Other expression channels are unknown and stay 0."""
+    from talkinghead.audio import audio_features, frame_count
+    from talkinghead.encode import estimate_expression, estimate_gaze
+    from talkinghead.face import track_landmarks
+    from talkinghead.load import SAMPLE_RATE, AudioClip
+    from talkinghead.models import facemesh as fm
+    from talkinghead.models.rig import build_rig
+    from talkinghead.motionspace import expression_index
+    from talkinghead.mux import decode_audio, probe, read_frames
+
+    info = probe(video)
+    sound = decode_audio(video, SAMPLE_RATE)
+    if info.video_codec is None or sound is None:
+        return None
+    rows, jaw_drop = [], None
+    frames = (f for batch in read_frames(video, info.width, info.height) for f in batch)
+    for lm in track_landmarks(frames):
+        if lm is None:
+            rows.append(None)
+            continue
+        head = fm.fit_head_frame(lm)
+        if jaw_drop is None:
+            rig = build_rig(head.to_head(lm.astype(np.float64)), np.zeros(len(EXPRESSION_NAMES), np.float32))
+            jaw_drop = float(rig[expression_index("jawOpen"), 14, 1])
+        rows.append(np.concatenate([head.angles, head.centre[:2], [head.iod],
+                                    estimate_expression(lm.astype(np.float64), head, jaw_drop),
+                                    estimate_gaze(lm.astype(np.float64), head)]))
+    known = [r for r in rows if r is not None]
+    if len(known) < len(rows) * 0.9 or not known:
+        return None
+    raw = np.array([r if r is not None else known[0] for r in rows])  # (frames, 6 + E + 2)
+    source_fps = info.fps or fps
+    clip = AudioClip(video, sound.mean(axis=1).astype(np.float32), SAMPLE_RATE, sound.shape[1])
+    n = frame_count(len(raw) / source_fps, fps)
+    index = np.clip(np.round((np.arange(n) + 0.5) * source_fps / fps - 0.5).astype(int), 0, len(raw) - 1)
+    raw = raw[index]
+    iod = np.median(raw[:, 5])
+    pose = np.column_stack([raw[:, :3] - np.median(raw[:, :3], axis=0),
+                            (raw[:, 3:5] - np.median(raw[:, 3:5], axis=0)) / iod, raw[:, 5] / iod])
+    motion = np.concatenate([pose, raw[:, 6:]], axis=1).astype(np.float32)
+    return motion, audio_conditioning(audio_features(clip, fps, n))
+
+
+def load_video_clips(folder: Path) -> list[TrainClip]:
+    """Real talking videos in ``folder`` as training clips (see ``video_motion``): gaze targets
+    and emotions are unknown, so those conditions are always dropped for them."""
+    clips = []
+    for video in sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
+        extracted = video_motion(video)
+        if extracted is not None:
+            motion, audio = extracted
+            controls = np.zeros(8, np.float32)
+            controls[2] = 1.0
+            clips.append(TrainClip(audio, motion, controls, gaze_given=False, emotion_given=False))
+    if not clips:
+        raise ValueError(f"no usable talking videos (with a face and sound) in {folder}")
+    return clips
+
+
+def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, window: int, context: int,
+             mean: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
+    """A batch of random windows, normalised, with context frames and a loss mask."""
+    lengths = np.array([len(c.motion) for c in clips], np.float64)
+    chosen = rng.choice(len(clips), size=batch, p=lengths / lengths.sum())
+    d, a = clips[0].motion.shape[1], clips[0].audio.shape[1]
+    out = {"x0": np.zeros((batch, window, d), np.float32),
+           "audio": np.zeros((batch, window, a), np.float32),
+           "context": np.zeros((batch, context, d), np.float32),
+           "mask": np.zeros((batch, window), np.float32),
+           "has_context": np.zeros(batch, np.float32), "controls": np.zeros((batch, 8), np.float32),
+           "gaze_given": np.zeros(batch, np.float32), "emotion_given": np.zeros(batch, np.float32)}
+    for b, c in enumerate(chosen):
+        clip = clips[c]
+        n = len(clip.motion)
+        start = int(rng.integers(0, max(n - window, 0) + 1))
+        stop = min(start + window, n)
+        m = (clip.motion[start:stop] - mean) / std
+        out["x0"][b, : stop - start] = m
+        out["x0"][b, stop - start :] = m[-1]
+        out["audio"][b, : stop - start] = clip.audio[start:stop]
+        out["audio"][b, stop - start :] = clip.audio[stop - 1]
+        out["mask"][b, : stop - start] = 1.0
+        if start >= context:
+            out["context"][b] = (clip.motion[start - context : start] - mean) / std
+            out["has_context"][b] = 1.0
+        out["controls"][b] = clip.controls
+        out["gaze_given"][b] = float(clip.gaze_given)
+        out["emotion_given"][b] = float(clip.emotion_given)
+    return out
+
+
+def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path | None = None,
+          command: str = "", progress: Callable[[int, float], None] | None = None,
+          resume: bool = False) -> dict:
+    """Train and export weights into ``out``; returns the manifest."""
+    import torch
+    import torch.nn.functional as F
+
+    from talkinghead.diffusion.schedule import alpha_sigma
+    from talkinghead.models.motion_dit import MotionDiT, MotionDiTConfig
+
+    distributed = "WORLD_SIZE" in os.environ
+    rank = 0
+    if distributed:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank = dist.get_rank()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed + rank)
+    rng = np.random.default_rng([config.seed, rank])
+
+    clips, summary = load_corpus_clips(corpus) if corpus else ([], {})
+    if videos is not None:
+        clips += load_video_clips(videos)
+    if not clips:
+        raise ValueError("nothing to train on: give a corpus folder or a folder of videos")
+    frames = np.concatenate([c.motion for c in clips])
+    mean = frames.mean(axis=0)
+    std = np.maximum(frames.std(axis=0), 0.02)
+    model_config = MotionDiTConfig(motion_dim=len(MOTION_NAMES), audio_dim=clips[0].audio.shape[1],
+                                   width=config.width, depth=config.depth)
+    model = MotionDiT(model_config).to(device)
+    model.motion_mean.copy_(torch.from_numpy(mean))
+    model.motion_std.copy_(torch.from_numpy(std))
+    ema = copy.deepcopy(model).eval()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.pt"
+    start_step, history = 0, []
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimiser.load_state_dict(state["optimiser"])
+        start_step, history = state["step"], state["history"]
+        rng = np.random.default_rng([config.seed, rank, start_step])
+    net = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+
+    weights = torch.ones(len(MOTION_NAMES), device=device)
+    for name in LIP_CHANNELS:
+        weights[len(POSE_NAMES) + EXPRESSION_NAMES.index(name)] = 2.0
+    w, k = model_config.window, model_config.context
+    started, running = time.perf_counter(), None
+    for step in range(start_step, config.steps):
+        warm = min(1.0, (step + 1) / config.warmup)
+        lr = float(config.lr * warm * 0.5 * (1 + np.cos(np.pi * step / config.steps)))
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        batch = {key: torch.from_numpy(v).to(device) for key, v in
+                 _windows(clips, rng, config.batch_size, w, k, mean, std).items()}
+        bsz = config.batch_size
+        x0 = batch["x0"]  # (B, W, D)
+        t = torch.rand(bsz, device=device)
+        a, s = alpha_sigma(t)
+        xt = a[:, None, None] * x0 + s[:, None, None] * torch.randn_like(x0)
+        keep_audio = (torch.rand(bsz, device=device) >= config.drop_audio).float()
+        keep_context = batch["has_context"] * (torch.rand(bsz, device=device) >= config.drop_context).float()
+        keep_controls = (torch.rand(bsz, 3, device=device) >= config.drop_controls).float()
+        keep_controls[:, 0] *= batch["gaze_given"]
+        keep_controls[:, 2] *= batch["emotion_given"]
+        context = batch["context"] + 0.05 * torch.randn_like(batch["context"])
+        controls = batch["controls"]
+        estimate = net(xt, t, batch["audio"], context, controls[:, :2], controls[:, 2], controls[:, 3:],
+                       keep_audio=keep_audio, keep_context=keep_context, keep_controls=keep_controls)
+        mask = batch["mask"][:, :, None]  # (B, W, 1)
+        loss = ((estimate - x0) ** 2 * weights * mask).sum() / (mask.sum() * len(MOTION_NAMES))
+        velocity = F.mse_loss(torch.diff(estimate, dim=1) * mask[:, 1:], torch.diff(x0, dim=1) * mask[:, 1:])
+        total = loss + config.velocity_weight * velocity
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        with torch.no_grad():
+            decay = min(config.ema, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm, 1 - decay)
+        value = float(total.detach())
+        running = value if running is None else 0.98 * running + 0.02 * value
+        if (step + 1) % 50 == 0:
+            history.append({"step": step + 1, "loss": round(running, 5),
+                            "seconds": round(time.perf_counter() - started, 1)})
+        if progress and rank == 0:
+            progress(step + 1, running)
+        if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+            torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
+                        "optimiser": optimiser.state_dict(), "step": step + 1, "history": history},
+                       checkpoint)
+    manifest = {}
+    if rank == 0:
+        manifest = export_weights(ema, out, command=command, corpus_summary=summary,
+                                  train_config=asdict(config), history=history)
+    if distributed:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return manifest
+
+
+def export_weights(model, out: Path, *, command: str, corpus_summary: dict, train_config: dict,
+                   history: list[dict]) -> dict:
+    """Write ``model`` as safetensors and MANIFEST.json (SHA-256, size, how it was made)."""
+    from safetensors.torch import save_file
+
+    path = out / WEIGHTS_FILE
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"config": json.dumps(model.config.to_dict())})
+    manifest = {
+        "files": {WEIGHTS_FILE: {"sha256": file_sha256(path), "bytes": path.stat().st_size}},
+        "config": model.config.to_dict(),
+        "motion_names": list(MOTION_NAMES),
+        "command": command,
+        "corpus": {k: corpus_summary.get(k) for k in ("seed", "minutes", "clips", "seconds", "command")},
+        "train": train_config,
+        "loss_history": history,
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest

@@ -1,0 +1,42 @@
+"""Corpus -> training -> weights -> sampling, end to end on a tiny corpus and network."""
+
+import json
+
+import pytest
+
+from talkinghead.audio import audio_features
+from talkinghead.controls import Controls
+from talkinghead.load import load_audio
+
+
+@pytest.mark.slow
+def test_corpus_train_export_load_sample(tmp_path, short_speech):
+    pytest.importorskip("espeakng_loader")
+    from talkinghead.corpus import generate_corpus
+    from talkinghead.generator import MotionGenerator
+    from talkinghead.train import TrainConfig, train
+
+    summary = generate_corpus(tmp_path / "corpus", seed=1, minutes=0.15, shard_minutes=0.1)
+    assert summary["clips"] >= 1 and (tmp_path / "corpus" / "shard-000.npz").exists()
+    config = TrainConfig(steps=3, batch_size=4, width=32, depth=1, threads=1, checkpoint_every=2)
+    manifest = train(tmp_path / "corpus", tmp_path / "weights", config, command="test")
+    assert manifest["files"]["motion_dit.safetensors"]["bytes"] > 0
+    assert json.loads((tmp_path / "weights" / "MANIFEST.json").read_text())["corpus"]["seed"] == 1
+    generator = MotionGenerator.load(tmp_path / "weights")
+    features = audio_features(load_audio(short_speech), 25.0)
+    motion = generator.sample(features, Controls(emotion="happy"), seed=0)
+    assert motion.shape == (features.n_frames, 41)
+
+
+@pytest.mark.slow
+def test_real_video_motion_has_real_statistics():
+    from talkinghead.corpus import corpus_statistics
+    from talkinghead.train import video_motion
+
+    from .helpers import devdata
+
+    motion, audio = video_motion(devdata("videos", "v06_f_older_glasses_5s.mp4"))
+    assert motion.shape == (len(audio), 41)
+    stats = corpus_statistics([motion], 25.0)
+    assert 1.0 < stats["yaw_std"] < 8.0 and 0.3 < stats["delta_pose_deg"] < 2.0
+    assert 0.9 < float(motion[:, 5].mean()) < 1.1  # scale relative to the median face size
