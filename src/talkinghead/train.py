@@ -75,51 +75,33 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 def video_motion(video: Path, fps: float = 25.0) -> tuple[np.ndarray, np.ndarray] | None:
     """(T, D) motion and (T, A) audio conditioning of a real talking video at ``fps``, or None
-    without a face or sound. Motion comes from the project's own geometry, frame by frame:
-    head pose from the face mesh's head frame (relative to the video's median pose, so the
-    median frame plays the source photo), translation and scale from the face's centre and
-    size, jaw and eyelids as ``encode.estimate_expression`` reads them from a photo, gaze from
-    ``encode.estimate_gaze``. Other expression channels are unknown and stay 0."""
+    without a face in most frames or without sound. Motion comes from the project's own
+    encoder (``extract.extract_motion``: pose, all ARKit coefficients, gaze), made relative to
+    the video's median pose (so the median frame plays the source photo); features from its own
+    audio front end."""
     from talkinghead.audio import audio_features, frame_count
-    from talkinghead.encode import estimate_expression, estimate_gaze
-    from talkinghead.face import track_landmarks
+    from talkinghead.errors import InputError
+    from talkinghead.extract import extract_motion
     from talkinghead.load import SAMPLE_RATE, AudioClip
-    from talkinghead.models import facemesh as fm
-    from talkinghead.models.rig import build_rig
-    from talkinghead.motionspace import expression_index
-    from talkinghead.mux import decode_audio, probe, read_frames
+    from talkinghead.motionfile import retime
+    from talkinghead.mux import decode_audio
 
-    info = probe(video)
     sound = decode_audio(video, SAMPLE_RATE)
-    if info.video_codec is None or sound is None:
+    if sound is None:
         return None
-    rows, jaw_drop = [], None
-    frames = (f for batch in read_frames(video, info.width, info.height) for f in batch)
-    for lm in track_landmarks(frames):
-        if lm is None:
-            rows.append(None)
-            continue
-        head = fm.fit_head_frame(lm)
-        if jaw_drop is None:
-            rig = build_rig(head.to_head(lm.astype(np.float64)), np.zeros(len(EXPRESSION_NAMES), np.float32))
-            jaw_drop = float(rig[expression_index("jawOpen"), 14, 1])
-        rows.append(np.concatenate([head.angles, head.centre[:2], [head.iod],
-                                    estimate_expression(lm.astype(np.float64), head, jaw_drop),
-                                    estimate_gaze(lm.astype(np.float64), head)]))
-    known = [r for r in rows if r is not None]
-    if len(known) < len(rows) * 0.9 or not known:
+    try:
+        extracted = extract_motion(video)
+    except InputError:
         return None
-    raw = np.array([r if r is not None else known[0] for r in rows])  # (frames, 6 + E + 2)
-    source_fps = info.fps or fps
+    if extracted.face_found.mean() < 0.9:
+        return None
+    source = extracted.motion
+    n = frame_count(source.n_frames / source.fps, fps)
+    table = retime(source, fps, n).to_array().astype(np.float64)  # pose 6, expression, gaze 2
+    table[:, :5] -= np.median(table[:, :5], axis=0)
+    table[:, 5] /= np.median(table[:, 5])
     clip = AudioClip(video, sound.mean(axis=1).astype(np.float32), SAMPLE_RATE, sound.shape[1])
-    n = frame_count(len(raw) / source_fps, fps)
-    index = np.clip(np.round((np.arange(n) + 0.5) * source_fps / fps - 0.5).astype(int), 0, len(raw) - 1)
-    raw = raw[index]
-    iod = np.median(raw[:, 5])
-    pose = np.column_stack([raw[:, :3] - np.median(raw[:, :3], axis=0),
-                            (raw[:, 3:5] - np.median(raw[:, 3:5], axis=0)) / iod, raw[:, 5] / iod])
-    motion = np.concatenate([pose, raw[:, 6:]], axis=1).astype(np.float32)
-    return motion, audio_conditioning(audio_features(clip, fps, n))
+    return table.astype(np.float32), audio_conditioning(audio_features(clip, fps, n))
 
 
 def load_video_clips(folder: Path) -> list[TrainClip]:
