@@ -33,6 +33,18 @@ T = TypeVar("T")
 EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 WATERMARK_TEXT = "AI-generated"
 
+# Options several commands share, declared once.
+FullFrameOption = Annotated[bool, typer.Option(
+    "--full-frame", help="Keep the photo's framing instead of a face-centred crop.")]
+DeviceOption = Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="Where to compute.")]
+WatermarkOption = Annotated[bool, typer.Option(
+    "--watermark", help="Draw a visible label into every frame.")]
+WatermarkTextOption = Annotated[str, typer.Option(help="The label's text (with --watermark).")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON result line.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -149,11 +161,9 @@ def render(
     fps: Annotated[float, typer.Option(help="Frames per second.", min=1, max=120)] = 25.0,
     size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels (even).",
                                       min=64, max=2048)] = 512,
-    full_frame: Annotated[bool, typer.Option(
-        "--full-frame", help="Keep the photo's framing instead of a face-centred crop.")] = False,
+    full_frame: FullFrameOption = False,
     seed: Annotated[int, typer.Option(help="Random seed: same inputs and seed, same video.")] = 0,
-    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
-        help="Where to compute.")] = "auto",
+    device: DeviceOption = "auto",
     motion: Annotated[str, typer.Option(
         help="Where motion comes from: a generator ('baseline': rules; 'diffusion': the "
              "transformer, with --weights), or a motion file (.json or .csv, e.g. from "
@@ -180,14 +190,12 @@ def render(
     face: Annotated[int | None, typer.Option(
         "--face", help="Which face when there are several: 0 = largest.", min=0,
         show_default=False)] = None,
-    watermark: Annotated[bool, typer.Option(
-        "--watermark", help="Draw a visible label into every frame.")] = False,
-    watermark_text: Annotated[str, typer.Option(
-        help="The label's text (with --watermark).")] = WATERMARK_TEXT,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result line.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    watermark: WatermarkOption = False,
+    watermark_text: WatermarkTextOption = WATERMARK_TEXT,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Render PHOTO speaking AUDIO into an mp4 (H.264 + AAC)."""
     if size % 2:
@@ -280,21 +288,17 @@ def reenact(
         show_default=False)] = None,
     size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels.",
                                       min=64, max=2048)] = 512,
-    full_frame: Annotated[bool, typer.Option(
-        "--full-frame", help="Keep the photo's framing instead of a face-centred crop.")] = False,
-    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
-        help="Where to compute.")] = "auto",
+    full_frame: FullFrameOption = False,
+    device: DeviceOption = "auto",
     face: Annotated[int | None, typer.Option(
         "--face", help="Which face of the photo when there are several: 0 = largest.", min=0,
         show_default=False)] = None,
-    watermark: Annotated[bool, typer.Option(
-        "--watermark", help="Draw a visible label into every frame.")] = False,
-    watermark_text: Annotated[str, typer.Option(
-        help="The label's text (with --watermark).")] = WATERMARK_TEXT,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result line.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    watermark: WatermarkOption = False,
+    watermark_text: WatermarkTextOption = WATERMARK_TEXT,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Animate PHOTO with the head motion, expressions and sound of the face in DRIVING.
 
@@ -335,10 +339,10 @@ def extract(
         show_default=False)] = None,
     max_frames: Annotated[int | None, typer.Option(
         help="Read at most this many frames (default: all).", min=1, show_default=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    force: ForceOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON result line.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Write the motion of the face in VIDEO, per frame: head pose, ARKit coefficients, gaze.
 
@@ -491,7 +495,7 @@ def batch(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per job.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Render many jobs from a CSV or JSON Lines file. Each job is a row with photo, audio,
     optional output and any render option by its long name (seed, fps, full-frame, face,
@@ -569,7 +573,7 @@ def eval_command(
         help="The photo the video was made from, for identity measures.",
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Measure a talking-head video: lip sync, blinks, head motion, jitter, identity."""
 
@@ -603,7 +607,7 @@ def corpus_command(
     minutes: Annotated[float, typer.Option(help="Minutes of speech to generate.", min=0.1)] = 30.0,
     workers: Annotated[int, typer.Option(help="Processes (the corpus is the same for any).",
                                          min=1)] = 1,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Generate the synthetic training corpus: espeak-ng speech with motion from its phonemes."""
 
@@ -637,7 +641,7 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads per process.", min=1)] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Train the diffusion motion generator (torchrun for several GPUs) and export weights."""
     command = "talkinghead " + " ".join(sys.argv[1:])

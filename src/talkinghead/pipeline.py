@@ -87,6 +87,28 @@ def resolve_device(device: str) -> str:
     return device
 
 
+class _Stopwatch:
+    """Seconds spent per stage: ``lap(stage)`` charges the time since the last lap to it."""
+
+    def __init__(self) -> None:
+        self.started = self._clock = time.perf_counter()
+        self.times: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.times[stage] = self.times.get(stage, 0.0) + now - self._clock
+        self._clock = now
+
+
+def _before_any_work(output: Path, force: bool, config: RenderConfig) -> str:
+    """Refuse what would fail late (the output, a missing ffmpeg, the device); the device."""
+    from talkinghead.mux import ffmpeg_exe
+
+    check_output(output, force)
+    ffmpeg_exe()  # a missing ffmpeg is found now, not after minutes of work
+    return resolve_device(config.device)
+
+
 def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, force: bool = False,
            progress: Progress | None = None, warn: Callable[[str], None] | None = None,
            motion: MotionSequence | None = None) -> RenderResult:
@@ -103,21 +125,12 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     from talkinghead.load import load_audio, load_portrait
     from talkinghead.motion import baseline_motion
     from talkinghead.motionfile import read_motion, relative_to, retime
-    from talkinghead.mux import ffmpeg_exe
     from talkinghead.provenance import settings_hash
 
     progress = progress or _NoProgress()
-    check_output(output, force)
-    ffmpeg_exe()  # a missing ffmpeg is found now, not after minutes of work
-    device = resolve_device(config.device)
-    times: dict[str, float] = {}
-    started = clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        times[stage] = times.get(stage, 0.0) + now - clock
-        clock = now
+    device = _before_any_work(output, force, config)
+    watch = _Stopwatch()
+    lap, started, times = watch.lap, watch.started, watch.times
 
     # 1. load (the motion weights first: a bad weights folder fails before any work)
     generator = None
@@ -223,21 +236,13 @@ def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
     from talkinghead.face import find_face
     from talkinghead.load import load_portrait
     from talkinghead.motionfile import relative_to, retime
-    from talkinghead.mux import decode_audio, ffmpeg_exe, probe
+    from talkinghead.mux import decode_audio, probe
     from talkinghead.provenance import settings_hash
 
     progress = progress or _NoProgress()
-    check_output(output, force)
-    ffmpeg_exe()
-    device = resolve_device(config.device)
-    times: dict[str, float] = {}
-    started = clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        times[stage] = times.get(stage, 0.0) + now - clock
-        clock = now
+    device = _before_any_work(output, force, config)
+    watch = _Stopwatch()
+    lap, started, times = watch.lap, watch.started, watch.times
 
     # 1. load, 2. face, 3. encode: the photo as for render
     portrait = load_portrait(photo)

@@ -48,7 +48,6 @@ FOLD_DET = 0.2  # Jacobian determinant below which the field counts as folded th
 STRETCH_DET = 1.5  # at full resolution, Newton only where the field stretches more than this
 FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
 MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
-MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
 BACKGROUND = 0.02  # person-mask values below this are background and never move
 UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distances
 LOWER_TEETH = 0.09
@@ -183,21 +182,6 @@ def _bounded_slope(depth: np.ndarray, step: float) -> np.ndarray:
     return z.astype(depth.dtype)
 
 
-def _bounded_slope(depth: np.ndarray, step: float) -> np.ndarray:
-    """The farthest depth map (z grows away) at or in front of ``depth`` whose change between
-    neighbouring cells is at most ``step`` (diagonals ``step * sqrt 2``)."""
-    z = depth.astype(np.float32)
-    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
-    diagonal = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], np.uint8)
-    for _ in range(4 * max(z.shape)):
-        nearer = np.minimum(cv2.erode(z, cross) + step, cv2.erode(z, diagonal) + step * np.sqrt(2.0))
-        bounded = np.minimum(z, nearer)
-        if np.array_equal(bounded, z):
-            break
-        z = bounded
-    return z.astype(depth.dtype)
-
-
 def _joined_to(mask: np.ndarray, point: np.ndarray) -> np.ndarray:
     """(H, W) float: 1 on the connected part of ``mask`` that holds ``point`` (x, y), softened
     by a few pixels; all 1 when the point is not on the mask."""
@@ -315,10 +299,6 @@ class MeshWarpRenderer:
         # A warp cannot fold: where depth falls steeply (the nose's sides, the face's edge
         # against the hair behind it) a head turn would carry near points over far ones.
         # Depth brought forward to a bounded slope makes the far side compress instead.
-        depth = _bounded_slope(depth, MAX_DEPTH_SLOPE * s)
-        # A warp cannot fold: where depth jumps (the face's edge against the hair behind it)
-        # a head turn would carry near points over far ones. Depth brought forward to a
-        # bounded slope makes the far side compress instead.
         depth = _bounded_slope(depth, MAX_DEPTH_SLOPE * s)
 
         dev = self.device
