@@ -193,10 +193,7 @@ def run_job(job: Job) -> JobResult:
     try:
         result = render(job.photo, job.audio, job.output, job.config, force=job.force,
                         warn=warnings.append)
-    except InputError as exc:
-        return _result(job, "failed", error=str(exc), exit_code=exc.exit_code,
-                       seconds=time.perf_counter() - started, warnings=warnings)
-    except TalkingHeadError as exc:
+    except TalkingHeadError as exc:  # InputError included: its exit code says which
         return _result(job, "failed", error=str(exc), exit_code=exc.exit_code,
                        seconds=time.perf_counter() - started, warnings=warnings)
     except Exception as exc:  # a bug in one job must not stop the others

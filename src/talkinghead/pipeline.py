@@ -16,6 +16,7 @@ from talkinghead.errors import InputError
 
 if TYPE_CHECKING:
     from talkinghead.encode import Appearance
+    from talkinghead.load import Portrait
     from talkinghead.motionspace import MotionSequence
 
 
@@ -109,6 +110,23 @@ def _before_any_work(output: Path, force: bool, config: RenderConfig) -> str:
     return resolve_device(config.device)
 
 
+def _face_and_encode(portrait: Portrait, config: RenderConfig, progress: Progress,
+                     warn: Callable[[str], None] | None,
+                     lap: Callable[[str], None]) -> tuple[Appearance, MotionSequence]:
+    """Stages 2 and 3: find the face, then split the photo into appearance and its own motion."""
+    from talkinghead.encode import encode
+    from talkinghead.face import find_face
+
+    progress.start("face", 1)
+    face = find_face(portrait, face_index=config.face_index, min_face_px=config.min_face_px,
+                     warn=warn)
+    progress.advance()
+    lap("face")
+    appearance, source = encode(portrait, face, config)
+    lap("encode")
+    return appearance, source
+
+
 def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, force: bool = False,
            progress: Progress | None = None, warn: Callable[[str], None] | None = None,
            motion: MotionSequence | None = None) -> RenderResult:
@@ -120,8 +138,6 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     """
     from talkinghead.audio import audio_features, frame_count
     from talkinghead.controls import apply_controls, with_emotion
-    from talkinghead.encode import encode
-    from talkinghead.face import find_face
     from talkinghead.load import load_audio, load_portrait
     from talkinghead.motion import baseline_motion
     from talkinghead.motionfile import read_motion, relative_to, retime
@@ -144,15 +160,8 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
         motion = read_motion(Path(config.motion_file))
     settings = settings_hash(photo, audio, config)
     lap("load")
-    # 2. face
-    progress.start("face", 1)
-    face = find_face(portrait, face_index=config.face_index, min_face_px=config.min_face_px,
-                     warn=warn)
-    progress.advance()
-    lap("face")
-    # 3. encode
-    appearance, source = encode(portrait, face, config)
-    lap("encode")
+    # 2. face and 3. encode
+    appearance, source = _face_and_encode(portrait, config, progress, warn, lap)
     n_frames = frame_count(clip.duration, config.fps)
     controls = config.controls()
     if motion is None:
@@ -231,9 +240,7 @@ def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
     import soundfile as sf
 
     from talkinghead.audio import frame_count
-    from talkinghead.encode import encode
     from talkinghead.extract import extract_motion
-    from talkinghead.face import find_face
     from talkinghead.load import load_portrait
     from talkinghead.motionfile import relative_to, retime
     from talkinghead.mux import decode_audio, probe
@@ -247,13 +254,7 @@ def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
     # 1. load, 2. face, 3. encode: the photo as for render
     portrait = load_portrait(photo)
     lap("load")
-    progress.start("face", 1)
-    face = find_face(portrait, face_index=config.face_index, min_face_px=config.min_face_px,
-                     warn=warn)
-    progress.advance()
-    lap("face")
-    appearance, source = encode(portrait, face, config)
-    lap("encode")
+    appearance, source = _face_and_encode(portrait, config, progress, warn, lap)
     # 4-5. the driving video's motion and sound instead of audio features and a generator
     if not driving.is_file():
         raise InputError(driving, "file not found")
