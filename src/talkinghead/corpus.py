@@ -37,7 +37,7 @@ from talkinghead.audio import AudioFeatures, audio_features
 from talkinghead.controls import EMOTION_ENERGY, EMOTION_PITCH, EMOTIONS, emotion_offsets
 from talkinghead.generator import PHONE_SET, phone_indices
 from talkinghead.load import SAMPLE_RATE, AudioClip
-from talkinghead.motion import _smooth, speech_activity
+from talkinghead.motion import _smooth, blink_track, speech_activity
 from talkinghead.motionspace import (
     EXPRESSION_NAMES,
     GAZE_NAMES,
@@ -373,18 +373,8 @@ def _blink_track(n: int, fps: float, pause_onset: np.ndarray, rng: np.random.Gen
     """(T,) eyeBlink: seeded blinks (10-45 a minute per clip), each about 200-330 ms long."""
     per_minute = float(np.clip(rng.lognormal(np.log(20), 0.45), 8, 45))
     rate = per_minute / 60.0 * np.where(pause_onset, 5.0, 1.0)
-    track, last = np.zeros(n), -np.inf
-    for k in range(n):
-        if k / fps - last < 0.8 or rng.random() >= rate[k] / fps:
-            continue
-        last = k / fps
-        close, hold, opening = (rng.uniform(0.06, 0.09) * fps, rng.uniform(0.02, 0.07) * fps,
-                                rng.uniform(0.1, 0.17) * fps)
-        for j in range(int(np.ceil(close + hold + opening)) + 1):
-            level = j / close if j < close else 1.0 if j < close + hold else 1 - (j - close - hold) / opening
-            if k + j < n:
-                track[k + j] = max(track[k + j], float(np.clip(level, 0, 1)))
-    return track
+    return blink_track(n, fps, rate, 0.8, rng, lambda: (
+        rng.uniform(0.06, 0.09), rng.uniform(0.02, 0.07), rng.uniform(0.1, 0.17)))
 
 
 def _gaze_track(n: int, fps: float, target: np.ndarray, quiet: np.ndarray,

@@ -21,6 +21,8 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from talkinghead.audio import BILABIALS, AudioFeatures
@@ -59,17 +61,19 @@ def speech_activity(features: AudioFeatures) -> np.ndarray:
     return np.clip((level - (loud - SPEECH_RANGE_DB)) / SPEECH_RANGE_DB, 0.0, 1.0)
 
 
-def _blinks(n: int, fps: float, pauses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(T,) eyeBlink in [0, 1]: seeded blink times, each a fast close and slower open."""
+def blink_track(n: int, fps: float, rate: np.ndarray, gap: float, rng: np.random.Generator,
+                durations: Callable[[], tuple[float, float, float]]) -> np.ndarray:
+    """(T,) eyeBlink in [0, 1]: seeded blink times (``rate`` per second at each frame, none
+    within ``gap`` seconds of the last), each a close, a hold and an opening whose lengths in
+    seconds ``durations()`` gives (called once per blink, after its time is drawn)."""
     track = np.zeros(n)
-    rate = BLINK_RATE * np.where(pauses, 4.0, 1.0)
     last = -np.inf
-    close, hold, opening = BLINK_CLOSE * fps, BLINK_HOLD * fps, BLINK_OPEN * fps
     for k in range(n):
         t = k / fps
-        if t - last < BLINK_GAP or rng.random() >= rate[k] / fps:
+        if t - last < gap or rng.random() >= rate[k] / fps:
             continue
         last = t
+        close, hold, opening = (d * fps for d in durations())
         for j in range(int(np.ceil(close + hold + opening)) + 1):
             frame = k + j
             if frame >= n:
@@ -138,7 +142,8 @@ def baseline_motion(features: AudioFeatures, source: MotionSequence, seed: int
     # Blinks, more likely as a pause begins.
     quiet = _smooth(activity, 2.0) < 0.1
     pause_onset = quiet & ~np.roll(quiet, 3)
-    blink = _blinks(n, fps, pause_onset, rng)
+    blink = blink_track(n, fps, BLINK_RATE * np.where(pause_onset, 4.0, 1.0), BLINK_GAP, rng,
+                        lambda: (BLINK_CLOSE, BLINK_HOLD, BLINK_OPEN))
     for side in ("Left", "Right"):
         index = expression_index(f"eyeBlink{side}")
         expression[:, index] = np.maximum(expression[:, index], blink)
