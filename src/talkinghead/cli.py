@@ -34,6 +34,10 @@ EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 WATERMARK_TEXT = "AI-generated"
 
 # Options several commands share, declared once.
+PhotoArgument = Annotated[Path, typer.Argument(help="Portrait photo (jpg, png, webp, ...).",
+                                               show_default=False)]
+SizeOption = Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels (even).",
+                                         min=64, max=2048)]
 FullFrameOption = Annotated[bool, typer.Option(
     "--full-frame", help="Keep the photo's framing instead of a face-centred crop.")]
 DeviceOption = Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="Where to compute.")]
@@ -151,16 +155,14 @@ def main_options(
 
 @app.command()
 def render(
-    photo: Annotated[Path, typer.Argument(help="Portrait photo (jpg, png, webp, ...).",
-                                          show_default=False)],
+    photo: PhotoArgument,
     audio: Annotated[Path, typer.Argument(help="Speech (wav, flac, mp3, ogg, m4a, ...).",
                                           show_default=False)],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Output .mp4 (default: <photo>_<audio>.mp4 here).",
         show_default=False)] = None,
     fps: Annotated[float, typer.Option(help="Frames per second.", min=1, max=120)] = 25.0,
-    size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels (even).",
-                                      min=64, max=2048)] = 512,
+    size: SizeOption = 512,
     full_frame: FullFrameOption = False,
     seed: Annotated[int, typer.Option(help="Random seed: same inputs and seed, same video.")] = 0,
     device: DeviceOption = "auto",
@@ -275,8 +277,7 @@ def _report(result, *, as_json: bool, quiet: bool) -> None:
 
 @app.command()
 def reenact(
-    photo: Annotated[Path, typer.Argument(help="Portrait photo (jpg, png, webp, ...).",
-                                          show_default=False)],
+    photo: PhotoArgument,
     driving: Annotated[Path, typer.Argument(help="Video of a face whose motion and sound drive "
                                                  "the photo (mp4, mov, webm, ...).",
                                             show_default=False)],
@@ -286,8 +287,7 @@ def reenact(
     fps: Annotated[float | None, typer.Option(
         help="Frames per second (default: the driving video's).", min=1, max=120,
         show_default=False)] = None,
-    size: Annotated[int, typer.Option(help="Side of the face-centred square crop, pixels.",
-                                      min=64, max=2048)] = 512,
+    size: SizeOption = 512,
     full_frame: FullFrameOption = False,
     device: DeviceOption = "auto",
     face: Annotated[int | None, typer.Option(
