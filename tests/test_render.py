@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -5,7 +6,7 @@ import torch
 from talkinghead.face import detect_faces, fit_landmarks
 from talkinghead.models import facemesh as fm
 from talkinghead.motionspace import MotionSequence, expression_index
-from talkinghead.render import BACKGROUND, _rotations, closed_mesh, rasterize
+from talkinghead.render import BACKGROUND, FIELD_STRIDE, _rotations, background_plate, closed_mesh, rasterize
 
 
 def _motion(source: MotionSequence, gaze: tuple[float, float] = (0.0, 0.0), **changes: float
@@ -24,6 +25,14 @@ def _motion(source: MotionSequence, gaze: tuple[float, float] = (0.0, 0.0), **ch
 
 def _refit(frame: np.ndarray) -> np.ndarray:
     return fit_landmarks(frame, detect_faces(frame)[0])
+
+
+def _far_background(appearance, margin: float) -> np.ndarray:
+    """(H, W) bool: background farther than ``margin`` inter-ocular distances from the person
+    (nearer, a moving head may cover it)."""
+    person = (appearance.person >= BACKGROUND).astype(np.uint8)
+    grow = int(np.ceil(margin * appearance.head.iod))
+    return cv2.dilate(person, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) == 0
 
 
 def test_torch_rotations_match_the_numpy_definition():
@@ -55,7 +64,8 @@ def test_jaw_open_opens_the_mouth_and_leaves_the_background(encoded, renderer):
     before, after = _refit(appearance.image), _refit(frame)
     gap = lambda lm: lm[14, 1] - lm[13, 1]  # noqa: E731
     assert gap(after) - gap(before) > 0.1 * appearance.head.iod
-    still = appearance.person < BACKGROUND
+    still = _far_background(appearance, 0.3)
+    assert still.mean() > 0.1
     np.testing.assert_array_equal(frame[still], appearance.image[still])
     eyes = list(fm.eye_polygon("left") + fm.eye_polygon("right"))
     np.testing.assert_allclose(after[eyes, :2], before[eyes, :2], atol=0.03 * appearance.head.iod)
@@ -68,8 +78,42 @@ def test_head_turn_is_seen_by_the_face_tracker(encoded, renderer):
         frame = renderer.render(_motion(source, yaw=change))[0]
         yaw = fm.fit_head_frame(_refit(frame)).angles[0]
         assert (yaw - yaw0) == pytest.approx(change, abs=0.4 * abs(change))
-        still = appearance.person < BACKGROUND
+        still = _far_background(appearance, 0.3)
         np.testing.assert_array_equal(frame[still], appearance.image[still])
+
+
+def test_background_plate_replaces_the_person_with_background():
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[:] = (40, 160, 90)
+    image[:, :80] += np.array([60, 0, 0], np.uint8)  # two background colours, left and right
+    matte = np.zeros((120, 160))
+    cv2.circle(matte, (80, 60), 30, 1.0, -1)
+    image[matte > 0] = (250, 250, 250)
+    plate = background_plate(image, matte, iod=40.0)
+    outside = cv2.dilate((matte > 0).astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    np.testing.assert_array_equal(plate[outside], image[outside])  # background kept exactly
+    inside = matte > 0
+    assert np.abs(plate[inside] - (70, 160, 90)).max(axis=1).mean() < 35  # filled from around it
+    assert plate[60, 60, 0] > plate[60, 100, 0] + 20  # each side from its own neighbourhood
+
+
+@pytest.mark.parametrize("yaw, pitch", [(-22.0, 0.0), (22.0, 0.0), (0.0, -14.0), (12.0, 12.0)])
+def test_head_turns_never_fold_the_motion_field(encoded, renderer, yaw, pitch):
+    """A fold (negative Jacobian determinant) is where the warp tears: two places of the photo
+    land on one. Up to 25 deg yaw and 15 deg pitch the field must compress, never fold, the
+    face's edge against its hair included."""
+    _, source = encoded
+    pose = torch.as_tensor(source.pose.copy())
+    pose[0, 0] += yaw
+    pose[0, 1] += pitch
+    rot, scale, shift = renderer.pose_transform(pose)
+    expression = torch.as_tensor(source.expression)
+    forward = renderer.forward_field(renderer.point_motion(expression), rot, scale, shift)[0].numpy()
+    assert np.abs(forward).max() > 0.05 * encoded[0].head.iod  # the head did move
+    dx = np.gradient(forward, axis=2) / FIELD_STRIDE
+    dy = np.gradient(forward, axis=1) / FIELD_STRIDE
+    det = (1 + dx[0]) * (1 + dy[1]) - dx[1] * dy[0]
+    assert det.min() > 0.0
 
 
 def _opening(lm: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> float:

@@ -5,13 +5,18 @@ How a frame is made (all batched in torch, on CPU or GPU):
 2. The mesh (eye and mouth holes filled with strips, so an eyelid squashes the eyeball
    rather than folding over it) spreads the point motion over every face pixel by its
    barycentric weights; outside the face the motion of the nearest point on the face outline
-   carries on, fading with distance and zero off the person.
+   carries on, fading with distance.
 3. Each pixel, lifted to 3D with the mesh's depth (its slope bounded, so a turn compresses
-   rather than folds), turns and moves with the head's pose change, weighted by a head mask
-   that is 1 on the head and hair, fades down the neck and is 0 on the background: the
-   background never moves and the body stays where it is.
+   rather than folds; toward the face's outline and beyond, receding like the sides of a
+   ball), turns and moves with the head's pose change, weighted by a head mask that is 1 on
+   and around the head and fades down the neck (the body stays where it is) and far from
+   the face.
 4. That forward motion field is inverted into a backward warp by Newton steps (with the
    field brought in gradually), and the photo is resampled with it (``grid_sample``).
+   Two layers: the person, warped, over a still background plate (the photo with the person
+   inpainted). Where the head moves away it reveals the plate, where it moves on it covers
+   it, so a turning head keeps its hair and ears whole instead of squashing them against a
+   pinned background; background the person does not cover never changes.
 5. Where the lids or the gaze changed, the eyes are redrawn: the eyeball (the photo's
    sclera, its iris moved by the gaze) inside the target opening, closed-lid skin with a
    lash line where the photo's eyeball would show through a closing lid.
@@ -39,8 +44,10 @@ from talkinghead.motionspace import MotionSequence, expression_index
 EXTEND_SIGMA = 0.35  # fall-off of face motion beyond the face outline, inter-ocular distances
 NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter-ocular dist.
 HEAD_EXTENT = (2.5, 3.2, 0.5)  # head half-width, height above its centre, fade (inter-ocular)
+EDGE_RECEDE = 0.5  # inside the face outline depth recedes to the pivot's over this (inter-ocular)
 EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocular distances
-SILHOUETTE_FADE = 0.15  # head motion fades in over this far inside the silhouette (inter-ocular)
+PLATE_CELL = 0.15  # the background plate is inpainted on cells this big (inter-ocular)
+PLATE_PERSON = 0.15  # matte from which the plate guesses the background behind the person
 INVERSION_STEPS = 6  # Newton steps inverting the forward field, on the cells
 INVERSION_RAMP = 6  # steps over which the field is brought in
 INVERSION_DAMPING = 0.7  # share of a fixed-point update taken where the field folds
@@ -182,6 +189,49 @@ def _bounded_slope(depth: np.ndarray, step: float) -> np.ndarray:
     return z.astype(depth.dtype)
 
 
+def background_plate(image: np.ndarray, matte: np.ndarray, iod: float) -> np.ndarray:
+    """(H, W, 3) float: ``image`` (uint8) with the person replaced by a guess at the
+    background behind them. Only where the ``matte`` reaches PLATE_PERSON is the guess used; the
+    outer part of the segmenter's soft fringe shows real background, which the plate keeps.
+
+    What a moving head reveals is a sliver along its edge, so near the edge the guess mirrors
+    the background across the person's outline, row by row (its texture carries on, with no
+    seam); deeper in, it fades into a smooth inpainting on cells of PLATE_CELL. Both are made from
+    background clear of the fringe (matte below BACKGROUND), so the person's colours do not
+    bleed in."""
+    h, w = matte.shape
+    person = matte >= PLATE_PERSON
+    clear = matte < BACKGROUND
+    if not person.any() or not clear.any():
+        return image.astype(np.float64)
+    cell = max(1, round(PLATE_CELL * iod))
+    small = (max(1, w // cell), max(1, h // cell))
+    image_small = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+    fringe = cv2.resize((~clear).astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    hole = cv2.dilate((fringe > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
+    smooth = cv2.inpaint(image_small, hole, 3, cv2.INPAINT_TELEA)
+    smooth = cv2.resize(smooth, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float64)
+    # Mirror, along each row: a hidden pixel takes the background as far beyond the nearer
+    # clear pixel of its row. Rows, because heads mostly turn sideways (the sliver they
+    # reveal is at the side) and horizontal structure (blinds, flags, shelves) carries on
+    # straight; a mirror across a curved outline would bend it into rings.
+    xs = np.broadcast_to(np.arange(w), (h, w))
+    left = np.maximum.accumulate(np.where(clear, xs, -1), axis=1)
+    right = np.minimum.accumulate(np.where(clear, xs, w)[:, ::-1], axis=1)[:, ::-1]
+    has_left, has_right = left >= 0, right < w
+    use_left = has_left & (~has_right | (xs - left <= right - xs))
+    edge = np.where(use_left, left, right)
+    found = has_left | has_right
+    mirror = np.clip(np.where(use_left, 2 * left - xs, 2 * right - xs), 0, w - 1)
+    rows = np.broadcast_to(np.arange(h)[:, None], (h, w))
+    mirror = np.where(clear[rows, mirror], mirror, np.clip(edge, 0, w - 1))
+    mirrored = image[rows, mirror].astype(np.float64)
+    reach = np.where(found, np.abs(xs - edge), np.inf)
+    near = (np.exp(-((reach / (0.6 * iod)) ** 2)))[..., None]
+    guess = near * mirrored + (1.0 - near) * smooth
+    return np.where(person[..., None], guess, image.astype(np.float64))
+
+
 def _joined_to(mask: np.ndarray, point: np.ndarray) -> np.ndarray:
     """(H, W) float: 1 on the connected part of ``mask`` that holds ``point`` (x, y), softened
     by a few pixels; all 1 when the point is not on the mask."""
@@ -259,14 +309,11 @@ class MeshWarpRenderer:
                                  interpolation=cv2.INTER_AREA)
         joined = _joined_to(person_full > 0.5, (v[:fm.N_SURFACE, :2].mean(axis=0) / s))
         person = smoothstep(BACKGROUND, 0.3, person_full) * joined
-        # Near the silhouette, head motion fades out over a band, so the head's edge stretches
-        # or compresses gently against the still background instead of folding over.
-        outside = (person_full * joined < 0.5).astype(np.uint8)
-        to_background = cv2.distanceTransform(1 - outside, cv2.DIST_L2, 5) * s / self.iod
-        silhouette = smoothstep(0.0, SILHOUETTE_FADE, to_background)
-        head_weight = np.maximum(inside.astype(np.float64), person * neck)
-        head_weight = cv2.GaussianBlur(head_weight, (0, 0), 0.03 * self.iod / s) * (person > 0)
-        head_weight = np.maximum(head_weight, inside) * border * silhouette
+        # The weight is geometric and smooth, blind to the person mask: a step in it where the
+        # face meets thin hair or the background would fold the field there (a turning face
+        # would tear from its hair). Background it carries along is swapped back for the
+        # still plate (see ``render``), so it never moves.
+        head_weight = np.maximum(inside, neck) * border
 
         # Where anything can move: the head, and face motion's reach beyond the outline.
         oval = v[list(fm.FACE_OVAL), :2]
@@ -285,17 +332,29 @@ class MeshWarpRenderer:
         a_idx = ring[edge].reshape(hs, ws)
         b_idx = ring[(edge + 1) % len(ring)].reshape(hs, ws)
         t = t.reshape(hs, ws)
-        fade = np.exp(-0.5 * (dist.reshape(hs, ws) / (EXTEND_SIGMA * self.iod)) ** 2) * person * border
+        fade = np.exp(-0.5 * (dist.reshape(hs, ws) / (EXTEND_SIGMA * self.iod)) ** 2) * border
         idx = np.where(inside[..., None], tris[np.maximum(tri_id, 0)],
                        np.stack([a_idx, b_idx, a_idx], axis=-1))
         wt_motion = np.where(inside[..., None], bary,
                              np.stack([(1 - t) * fade, t * fade, np.zeros_like(t)], axis=-1))
-        # Depth beyond the face continues the outline's own depth (from a rim of cells just
-        # inside it), smoothly, with no jump at the outline.
+        # The head turns about the top of the neck, behind the ears at mouth level.
+        vh = head.to_head(v)
+        pivot_head = np.array([[0.5 * (vh[fm.CHEEK_RIGHT, 0] + vh[fm.CHEEK_LEFT, 0]),
+                                vh[fm.LIPS_UPPER_INNER[5], 1],
+                                0.5 * (vh[fm.CHEEK_RIGHT, 2] + vh[fm.CHEEK_LEFT, 2]) + 0.5]])
+        pivot = head.to_image(pivot_head)[0]
+        # Depth: the mesh's inside the face, the outline's own carried on beyond it (from a
+        # rim of cells just inside it, smoothly). Toward the face's outline and beyond it,
+        # depth recedes to the pivot's, over EDGE_RECEDE: the cheeks, jaw line, ears and hair
+        # are the sides of a ball, whose outline stays where it is as the ball turns while
+        # the features slide across it. (A face tracker reads the turn from just that; with
+        # the mesh's own, flatter sides it read 60% of the requested yaw, now about 90%.)
         rim = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         surface = (v[idx, 2] * bary).sum(axis=-1)
         depth = np.where(inside, surface,
                          _extend_smoothly(surface, rim, 0.1 * self.iod / s, 0.3 * self.iod / s))
+        recede = np.where(inside, 1.0 - smoothstep(0.0, EDGE_RECEDE, dist.reshape(hs, ws) / self.iod), 1.0)
+        depth = depth + recede * np.maximum(pivot[2] - depth, 0.0)
         # A warp cannot fold: where depth falls steeply (the nose's sides, the face's edge
         # against the hair behind it) a head turn would carry near points over far ones.
         # Depth brought forward to a bounded slope makes the far side compress instead.
@@ -319,22 +378,20 @@ class MeshWarpRenderer:
         self._pixel_grid = (self._pixels - self._rect_origin) * self._rect_scale - 1.0
         self._cell_grid = ((self._points[:, :2] - self._rect_origin) * self._rect_scale - 1.0
                            ).view(1, *self._cells, 2)
-        # At full resolution the background is pinned exactly (cells straddle its edge).
-        full_rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
-        moving = (appearance.person[full_rect] >= BACKGROUND) | np.kron(
-            inside[rect], np.ones((s, s), dtype=bool))
-        self._moving = torch.as_tensor(moving[None, None], **f32)  # (1, 1, h, w)
         self._vertices = torch.as_tensor(v, **f32)
         self._rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
-        self._image = torch.as_tensor(appearance.image, **f32).permute(2, 0, 1)[None] / 255.0
+        # The layers, sampled together: photo (3), background plate (3), person matte (1).
+        matte = appearance.person * cv2.resize(joined, (w, h), interpolation=cv2.INTER_LINEAR)
+        matte = np.maximum(matte, cv2.resize(inside.astype(np.float64), (w, h),
+                                             interpolation=cv2.INTER_NEAREST))
+        plate = background_plate(appearance.image, matte, self.iod)
+        layers = np.concatenate([appearance.image / 255.0, plate / 255.0, matte[..., None]], axis=-1)
+        self._layers = torch.as_tensor(layers, **f32).permute(2, 0, 1)[None]  # (1, 7, H, W)
+        full_rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
+        self._here = self._layers[:, :, full_rect[0], full_rect[1]]  # (1, 7, h, w) unmoved
         self._canvas = torch.as_tensor(appearance.image, device=dev)  # (H, W, 3) uint8
 
-        # The head turns about the top of the neck, behind the ears at mouth level.
-        vh = head.to_head(v)
-        pivot_head = np.array([[0.5 * (vh[fm.CHEEK_RIGHT, 0] + vh[fm.CHEEK_LEFT, 0]),
-                                vh[fm.LIPS_UPPER_INNER[5], 1],
-                                0.5 * (vh[fm.CHEEK_RIGHT, 2] + vh[fm.CHEEK_LEFT, 2]) + 0.5]])
-        self._pivot = torch.as_tensor(head.to_image(pivot_head)[0], **f32)
+        self._pivot = torch.as_tensor(pivot, **f32)
         self._source_pose = torch.as_tensor(source.pose[0], **f32)
         self._source_expression = torch.as_tensor(source.expression[0], **f32)
         self._jaw = expression_index("jawOpen")
@@ -345,7 +402,7 @@ class MeshWarpRenderer:
         self._eye_contours = torch.as_tensor(
             fm.eye_polygon("left") + fm.eye_polygon("right"), device=dev)
 
-    def _pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
         rot = _rotations(pose) @ _rotations(self._source_pose[None]).transpose(1, 2)
         scale = pose[:, 5] / self._source_pose[5]
@@ -359,6 +416,20 @@ class MeshWarpRenderer:
         rel = points - self._pivot
         return self._pivot + scale[:, None, None] * (rel @ rot.transpose(1, 2)) + shift[:, None, :]
 
+    def forward_field(self, point_motion: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor,
+                      shift: torch.Tensor) -> torch.Tensor:
+        """(B, 2, ch, cw) pixels: where each cell of the active rectangle moves, given the
+        mesh points' own motion (B, V, 3) and the head's pose change."""
+        dense = (point_motion[:, self._idx] * self._wt[None, :, :, None]).sum(dim=2)  # (B, P, 3)
+        moved = self._points + dense
+        posed = self._move(moved, rot, scale, shift)
+        forward = dense[..., :2] + self._head_weight * (posed[..., :2] - moved[..., :2])
+        return forward.view(-1, *self._cells, 2).permute(0, 3, 1, 2)
+
+    def point_motion(self, expression: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) mesh point motion of (B, E) expressions, against the photo's own."""
+        return torch.einsum("be,evc->bvc", expression - self._source_expression, self._rig)
+
     @torch.no_grad()
     def render(self, motion: MotionSequence) -> np.ndarray:
         """(T, H, W, 3) uint8 frames."""
@@ -366,17 +437,11 @@ class MeshWarpRenderer:
         pose = torch.as_tensor(motion.pose, device=dev)
         expression = torch.as_tensor(motion.expression, device=dev)
         b = pose.shape[0]
-        rot, scale, shift = self._pose_transform(pose)
-        point_motion = torch.einsum("be,evc->bvc", expression - self._source_expression, self._rig)
-
-        # Forward field over the active rectangle.
-        dense = (point_motion[:, self._idx] * self._wt[None, :, :, None]).sum(dim=2)  # (B, P, 3)
-        moved = self._points + dense
-        posed = self._move(moved, rot, scale, shift)
-        forward = dense[..., :2] + self._head_weight * (posed[..., :2] - moved[..., :2])
+        rot, scale, shift = self.pose_transform(pose)
+        point_motion = self.point_motion(expression)
+        forward = self.forward_field(point_motion, rot, scale, shift)  # (B, 2, ch, cw)
         rh, rw = self.y1 - self.y0, self.x1 - self.x0
         ch, cw = self._cells
-        forward = forward.view(b, ch, cw, 2).permute(0, 3, 1, 2)  # (B, 2, ch, cw) pixels
 
         # Backward warp: u = -forward(y + u), solved by Newton steps on the cells, then once
         # more at every pixel. The field's Jacobian travels with it, so strong stretches (a
@@ -413,11 +478,18 @@ class MeshWarpRenderer:
         # At full resolution one more step, Newton only where the field stretches: elsewhere
         # a fixed-point step keeps the pixel-sharp lid and lip seams, which a Newton step,
         # with its cell-wide Jacobian, speckles.
-        u = newton(u, self._pixel_grid, 1.0, STRETCH_DET) * self._moving  # (B, 2, h, w)
+        u = newton(u, self._pixel_grid, 1.0, STRETCH_DET)  # (B, 2, h, w)
         source_xy = self._pixels + u.permute(0, 2, 3, 1)
         grid = source_xy * self._canvas_scale - 1.0
-        warped = F.grid_sample(self._image.expand(b, -1, -1, -1), grid, mode="bilinear",
-                               padding_mode="border", align_corners=False)  # (B, 3, h, w)
+        layers = F.grid_sample(self._layers.expand(b, -1, -1, -1), grid, mode="bilinear",
+                               padding_mode="border", align_corners=False)  # (B, 7, h, w)
+        # The person layer over the still plate: the background the warp carried along with
+        # the head (1 - matte of it) is swapped for the plate's own background here. Where
+        # neither the target nor its source is person, the photo stays exactly as it was.
+        here = self._here
+        warped = layers[:, :3] + (1.0 - layers[:, 6:7]) * (here[:, 3:6] - layers[:, 3:6])
+        pinned = (layers[:, 6:7] < BACKGROUND) & (here[:, 6:7] < BACKGROUND)
+        warped = torch.where(pinned, here[:, :3], warped)
 
         # Eyes: lids closing over the eyeball, irises following the gaze.
         vertices = self._move(self._vertices + point_motion, rot, scale, shift)
