@@ -52,12 +52,12 @@ examples: setup
 # on 2 CPU cores; one torch thread: more threads are slower on a busy machine).
 # weights/MANIFEST.json records the exact commands and the corpus seed.
 CORPUS_SEED ?= 0
-CORPUS_MINUTES ?= 45
+CORPUS_MINUTES ?= 120
 corpus: setup
 	$(BIN)/talkinghead corpus --out out/corpus --seed $(CORPUS_SEED) --minutes $(CORPUS_MINUTES) --workers 2
 
 weights: corpus
-	$(BIN)/talkinghead train --corpus out/corpus --out weights --steps 1200 --threads 1
+	$(BIN)/talkinghead train --corpus out/corpus --out weights --steps 12000 --threads 2
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -2,11 +2,14 @@
 motion, window seams, controls obeyed, and motion sampling speed.
 
     python bench/motion.py [--devdata ../shared/devdata] [--weights weights] [--out out/motion]
-                           [--portrait p15_f_young_frontal_neutral.jpg] [--quick]
+                           [--portraits p15,p08 | all] [--size 512] [--quick]
 
-1. Lip sync, blinks, head motion: every devdata audio clip spoken by one devdata portrait
-   (512x512, seed 0), once per generator, measured by `talkinghead eval`.
+1. Lip sync, blinks, head motion: every devdata audio clip spoken by each chosen devdata
+   portrait (seed 0), once per generator, measured by `talkinghead eval`; means per generator
+   over all renders.
 2. Seams: diffusion motion's frame-to-frame change at window joins against within windows.
+   Seeds: mean correlation of yaw, and of jawOpen, between 4 seeds' motion for each clip
+   (different head motion, the same lip sync).
 3. Controls (diffusion; the baseline goes through the same ``apply_controls``), on the
    shortest clip: gaze and head distance measured on renders (face mesh: gaze in the head, and the
    inter-ocular distance against the distance-1 render); emotion measured as mouth width and
@@ -32,6 +35,7 @@ from talkinghead.evaluate import _with_landmarks, evaluate
 from talkinghead.generator import MotionGenerator, SampleOptions
 from talkinghead.load import load_audio
 from talkinghead.models import facemesh as fm
+from talkinghead.motionspace import MOTION_NAMES
 from talkinghead.mux import probe, read_frames
 from talkinghead.pipeline import render
 
@@ -73,25 +77,37 @@ def main() -> None:
     parser.add_argument("--devdata", type=Path, default=ROOT.parent / "shared" / "devdata")
     parser.add_argument("--weights", type=Path, default=ROOT / "weights")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "motion")
-    parser.add_argument("--portrait", default="p15_f_young_frontal_neutral.jpg")
+    parser.add_argument("--portraits", default="p15",
+                        help="comma-separated name prefixes of devdata portraits, or 'all'")
     parser.add_argument("--size", type=int, default=512, help="render side, pixels")
     parser.add_argument("--quick", action="store_true", help="skip the controls renders")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    photo = args.devdata / "portraits" / args.portrait
+    everyone = sorted(p for p in (args.devdata / "portraits").iterdir() if p.is_file())
+    wanted = args.portraits.split(",")
+    photos = everyone if args.portraits == "all" else [
+        p for p in everyone if any(p.name.startswith(w) for w in wanted)]
+    photo = photos[0]
     audios = sorted((args.devdata / "audio").glob("*.wav"))
-    results: dict = {"lip_sync": {}, "seams": {}, "speed": {}, "controls": {}}
+    results: dict = {"lip_sync": {}, "means": {}, "seams": {}, "seeds": {}, "speed": {}, "controls": {}}
 
     # 1. eval on renders, both generators
-    for audio in audios:
-        for motion in ("baseline", "diffusion"):
-            out = args.out / f"{audio.stem}_{motion}.mp4"
-            render(photo, audio, out, RenderConfig(motion=motion, weights=args.weights, device="cpu",
-                                                   size=args.size), force=True)
-            report = evaluate(out, audio=audio).as_dict()
-            results["lip_sync"].setdefault(motion, {})[audio.stem] = {k: report[k] for k in KEYS}
-            print(f"{audio.stem:28s} {motion:9s} " + " ".join(
-                f"{k}={report[k]:.3g}" for k in KEYS if report[k] is not None), flush=True)
+    for portrait in photos:
+        for audio in audios:
+            for motion in ("baseline", "diffusion"):
+                name = f"{portrait.stem.split('_')[0]}_{audio.stem}"
+                out = args.out / f"{name}_{motion}.mp4"
+                render(portrait, audio, out, RenderConfig(motion=motion, weights=args.weights,
+                                                          device="cpu", size=args.size), force=True)
+                report = evaluate(out, audio=audio).as_dict()
+                results["lip_sync"].setdefault(motion, {})[name] = {k: report[k] for k in KEYS}
+                print(f"{name:32s} {motion:9s} " + " ".join(
+                    f"{k}={report[k]:.3g}" for k in KEYS if report[k] is not None), flush=True)
+    for motion, rows in results["lip_sync"].items():
+        results["means"][motion] = {k: float(np.mean([r[k] for r in rows.values() if r[k] is not None]))
+                                    for k in KEYS if any(r[k] is not None for r in rows.values())}
+        print(f"mean over {len(rows)} renders, {motion:9s} " + " ".join(
+            f"{k}={v:.3g}" for k, v in results["means"][motion].items()), flush=True)
 
     # 2. seams and 4. speed, on motion alone
     generator = MotionGenerator.load(args.weights)
@@ -104,7 +120,15 @@ def main() -> None:
             motion = generator.sample(features, Controls(), seed=0, options=options)
             results["speed"].setdefault(name, []).append((time.perf_counter() - started) / seconds)
         results["seams"][audio.stem] = seams(motion, cfg.window, SampleOptions().overlap)
+        # Seeds: head motion should differ, lip sync should not.
+        by_seed = [generator.sample(features, Controls(), seed=seed) for seed in range(4)]
+        jaw = MOTION_NAMES.index("jawOpen")
+        pairs = [(a, b) for i, a in enumerate(by_seed) for b in by_seed[i + 1 :]]
+        results["seeds"][audio.stem] = {
+            "yaw_corr": float(np.mean([np.corrcoef(a[:, 0], b[:, 0])[0, 1] for a, b in pairs])),
+            "jaw_corr": float(np.mean([np.corrcoef(a[:, jaw], b[:, jaw])[0, 1] for a, b in pairs]))}
     results["speed"] = {k: float(np.mean(v)) for k, v in results["speed"].items()}
+    print("seeds (mean correlation between 4 seeds)", json.dumps(results["seeds"]), flush=True)
     print("seams", json.dumps(results["seams"]), "\nspeed (s per s of audio)", results["speed"], flush=True)
 
     # 3. controls, on renders of one clip

@@ -60,6 +60,25 @@ def test_network_shapes_and_dropped_conditions():
     assert out.shape == (b, 20, len(MOTION_NAMES))
 
 
+def test_slow_channels_are_band_limited_and_the_rest_untouched():
+    torch.manual_seed(1)
+    plain = MotionDiT(TINY)
+    limited = MotionDiT(MotionDiTConfig(**{**TINY.to_dict(), "slow": (0, 1), "slow_sigma": 1.5}))
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    limited.load_state_dict(plain.state_dict())
+    b = 2
+    args = (torch.randn(b, 20, len(MOTION_NAMES)), torch.rand(b), torch.randn(b, 20, AUDIO_DIM),
+            torch.randn(b, 4, len(MOTION_NAMES)), torch.randn(b, 2), torch.ones(b), torch.zeros(b, 5))
+    flags = dict(keep_audio=torch.ones(b), keep_context=torch.ones(b), keep_controls=torch.ones(b, 3))
+    with torch.no_grad():
+        raw, smooth = plain(*args, **flags), limited(*args, **flags)
+    step = lambda x: torch.diff(x, dim=1).abs().mean().item()  # noqa: E731
+    assert step(smooth[..., :2]) < 0.5 * step(raw[..., :2])  # frame-to-frame noise filtered out
+    torch.testing.assert_close(smooth[..., 2:], raw[..., 2:])  # fast channels as they were
+    torch.testing.assert_close(smooth[..., :2].mean(dim=1), raw[..., :2].mean(dim=1), atol=0.15, rtol=0)
+
+
 def test_same_seed_same_motion_other_seed_other_motion(weights, features):
     generator = MotionGenerator.load(weights)
     a = generator.sample(features, Controls(), seed=3)

@@ -36,10 +36,6 @@ MANIFEST_FILE = "MANIFEST.json"
 # Mouth channels the generator sets outright (the photo's own values are replaced, as the
 # baseline does), so that a photo with a parted mouth still closes on /p b m/.
 REPLACED = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthLowerDownLeft", "mouthLowerDownRight")
-# Few-step sampling leaves frame-to-frame noise in the slow channels (head, gaze, brows):
-# measured as landmark jitter, about 9x the baseline's. A Gaussian of this many frames brings
-# it to the corpus's own level; lips and eyelids, whose fast moves are real, are left alone.
-SLOW_SMOOTHING = 0.7
 
 
 def phone_indices(phones: np.ndarray) -> np.ndarray:
@@ -87,9 +83,10 @@ class SampleOptions:
 class MotionGenerator:
     """A MotionDiT with its weights, sampling motion for whole clips."""
 
-    def __init__(self, model, device: str = "cpu") -> None:
+    def __init__(self, model, device: str = "cpu", fps: float = 25.0) -> None:
         self.model = model.to(device).eval()
         self.device = device
+        self.fps = fps  # the frame rate of the motion it was trained on, and samples at
 
     @classmethod
     def load(cls, folder: Path, device: str = "cpu") -> MotionGenerator:
@@ -108,9 +105,11 @@ class MotionGenerator:
         size_ok = path.is_file() and path.stat().st_size == entry["bytes"]
         if not size_ok or file_sha256(path) != entry["sha256"]:
             raise InputError(path, "weights are missing or do not match MANIFEST.json (size or SHA-256)")
-        model = MotionDiT(MotionDiTConfig(**manifest["config"]))
+        config = dict(manifest["config"])
+        config["slow"] = tuple(config.get("slow", ()))
+        model = MotionDiT(MotionDiTConfig(**config))
         model.load_state_dict(load_file(str(path)), strict=True)
-        return cls(model, device)
+        return cls(model, device, float(manifest.get("fps", 25.0)))
 
     def sample(self, features: AudioFeatures, controls: Controls, *, seed: int,
                options: SampleOptions = SampleOptions()) -> np.ndarray:
@@ -174,14 +173,8 @@ def diffusion_motion(features: AudioFeatures, source: MotionSequence, controls: 
                      options: SampleOptions = SampleOptions()) -> MotionSequence:
     """Motion for every frame of ``features`` around the ``source`` motion (before
     ``controls.apply_controls``, which the pipeline runs for every generator)."""
-    from talkinghead.controls import SPEECH_CHANNELS
-    from talkinghead.motion import _smooth
-
     generated = generator.sample(features, controls, seed=seed, options=options).astype(np.float64)
     p, e = len(POSE_NAMES), len(EXPRESSION_NAMES)
-    fast = np.zeros(len(MOTION_NAMES), bool)
-    fast[p : p + e] = np.isin(np.array(EXPRESSION_NAMES), SPEECH_CHANNELS)
-    generated[:, ~fast] = _smooth(generated[:, ~fast], SLOW_SMOOTHING * features.fps / 25.0)
     if generated.shape[1] != len(MOTION_NAMES):
         raise ValueError(f"generator gives {generated.shape[1]} channels, expected {len(MOTION_NAMES)}")
     pose = source.pose[0].astype(np.float64) + generated[:, :p]

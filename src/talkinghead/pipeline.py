@@ -165,9 +165,11 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
     n_frames = frame_count(clip.duration, config.fps)
     controls = config.controls()
     if motion is None:
-        # 4. audio features
+        # 4. audio features, at the frame rate the motion is made at: the generator's own (it
+        # learned motion at that rate), else the output's
         progress.start("audio", 1)
-        features = audio_features(clip, config.fps, n_frames)
+        fps = generator.fps if generator is not None else config.fps
+        features = audio_features(clip, fps, frame_count(clip.duration, fps))
         progress.advance()
         lap("audio")
         # 5. motion
@@ -179,6 +181,8 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
                                     cfg_controls=config.cfg_controls)
             motion = diffusion_motion(features, source, controls, generator, seed=config.seed,
                                       options=options)
+            if fps != config.fps:
+                motion = retime(motion, config.fps, n_frames)
         else:
             motion = with_emotion(baseline_motion(features, source, config.seed), controls)
         progress.advance(n_frames)

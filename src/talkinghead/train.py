@@ -28,8 +28,18 @@ import numpy as np
 from talkinghead.generator import MANIFEST_FILE, WEIGHTS_FILE, audio_conditioning, file_sha256
 from talkinghead.motionspace import EXPRESSION_NAMES, MOTION_NAMES, POSE_NAMES
 
-LIP_CHANNELS = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthPressRight",
-                "mouthLowerDownLeft", "mouthLowerDownRight", "mouthRollLower")
+# Channels whose error counts double in the loss: what lip sync and blinks are judged on.
+WEIGHTED_CHANNELS = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthPressRight",
+                     "mouthLowerDownLeft", "mouthLowerDownRight", "mouthRollLower", "eyeBlinkLeft",
+                     "eyeBlinkRight")
+
+
+def slow_channels() -> tuple[int, ...]:
+    """Indices of the channels MotionDiT band-limits: everything but the fast speech and
+    eyelid channels (``controls.SPEECH_CHANNELS``), i.e. head pose, gaze, brows, cheeks, smile."""
+    from talkinghead.controls import SPEECH_CHANNELS
+
+    return tuple(i for i, name in enumerate(MOTION_NAMES) if name not in SPEECH_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class TrainConfig:
     checkpoint_every: int = 100  # steps
     width: int = 160  # network width
     depth: int = 4  # transformer blocks
+    slow_sigma: float = 1.5  # low-pass of the slow channels, frames (see MotionDiT)
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,11 @@ def load_corpus_clips(folder: Path) -> tuple[list[TrainClip], dict]:
     return clips, summary
 
 
+TRAIN_FPS = 25.0  # frame rate of all training motion (the corpus's, and real videos resampled)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 
-def video_motion(video: Path, fps: float = 25.0) -> tuple[np.ndarray, np.ndarray] | None:
+def video_motion(video: Path, fps: float = TRAIN_FPS) -> tuple[np.ndarray, np.ndarray] | None:
     """(T, D) motion and (T, A) audio conditioning of a real talking video at ``fps``, or None
     without a face in most frames or without sound. Motion comes from the project's own
     encoder (``extract.extract_motion``: pose, all ARKit coefficients, gaze), made relative to
@@ -163,12 +175,12 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
     from talkinghead.models.motion_dit import MotionDiT, MotionDiTConfig
 
     distributed = "WORLD_SIZE" in os.environ
-    rank = 0
+    rank, world_size = 0, 1
     if distributed:
         import torch.distributed as dist
 
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        rank = dist.get_rank()
+        rank, world_size = dist.get_rank(), dist.get_world_size()
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed + rank)
@@ -183,7 +195,8 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
     mean = frames.mean(axis=0)
     std = np.maximum(frames.std(axis=0), 0.02)
     model_config = MotionDiTConfig(motion_dim=len(MOTION_NAMES), audio_dim=clips[0].audio.shape[1],
-                                   width=config.width, depth=config.depth)
+                                   width=config.width, depth=config.depth, slow=slow_channels(),
+                                   slow_sigma=config.slow_sigma)
     model = MotionDiT(model_config).to(device)
     model.motion_mean.copy_(torch.from_numpy(mean))
     model.motion_std.copy_(torch.from_numpy(std))
@@ -204,7 +217,7 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
         net = torch.nn.parallel.DistributedDataParallel(model)
 
     weights = torch.ones(len(MOTION_NAMES), device=device)
-    for name in LIP_CHANNELS:
+    for name in WEIGHTED_CHANNELS:
         weights[len(POSE_NAMES) + EXPRESSION_NAMES.index(name)] = 2.0
     w, k = model_config.window, model_config.context
     started, running = time.perf_counter(), None
@@ -255,7 +268,8 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
     manifest = {}
     if rank == 0:
         manifest = export_weights(ema, out, command=command, corpus_summary=summary,
-                                  train_config=asdict(config), history=history)
+                                  train_config={**asdict(config), "world_size": world_size},
+                                  history=history)
     if distributed:
         import torch.distributed as dist
 
@@ -275,6 +289,7 @@ def export_weights(model, out: Path, *, command: str, corpus_summary: dict, trai
         "files": {WEIGHTS_FILE: {"sha256": file_sha256(path), "bytes": path.stat().st_size}},
         "config": model.config.to_dict(),
         "motion_names": list(MOTION_NAMES),
+        "fps": TRAIN_FPS,
         "command": command,
         "corpus": {k: corpus_summary.get(k) for k in ("seed", "minutes", "clips", "seconds", "command")},
         "train": train_config,

@@ -8,6 +8,12 @@ embeddings in their place), which is what classifier-free guidance needs.
 Dimensions: B batch, W window frames, K context frames, D motion channels, A audio features,
 C width. Motion is normalised by the buffers ``motion_mean`` and ``motion_std`` (set from the
 corpus and saved with the weights) before it reaches this network.
+
+Slow channels (head pose, gaze, brows: ``MotionDiTConfig.slow``) are band-limited by
+construction: the network's estimate for them passes a fixed Gaussian low-pass over time
+(``slow_sigma`` frames) before it is returned, and the training loss sees the filtered
+estimate. Real heads do not move at the frame rate, so this costs no real motion and removes
+the frame-to-frame noise a few-step sampler otherwise leaves there.
 """
 
 from __future__ import annotations
@@ -30,9 +36,28 @@ class MotionDiTConfig:
     heads: int = 4
     gaze_dim: int = 2
     emotion_dim: int = 5
+    slow: tuple[int, ...] = ()  # channels that pass the low-pass (indices into D)
+    slow_sigma: float = 0.0  # its Gaussian's standard deviation, frames (0: off)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """(2r + 1,) normalised Gaussian taps, r = ceil(3 sigma)."""
+    radius = max(1, math.ceil(3.0 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    taps = torch.exp(-0.5 * (x / sigma) ** 2)
+    return taps / taps.sum()
+
+
+def low_pass(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """(B, W, S) filtered over W with ``taps`` (edges repeat the end frames)."""
+    radius = (len(taps) - 1) // 2
+    channels = x.shape[2]
+    y = nn.functional.pad(x.transpose(1, 2), (radius, radius), mode="replicate")  # (B, S, W + 2r)
+    kernel = taps.to(x)[None, None].expand(channels, 1, -1)  # (S, 1, 2r + 1)
+    return nn.functional.conv1d(y, kernel, groups=channels).transpose(1, 2)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -87,6 +112,11 @@ class MotionDiT(nn.Module):
         self.blocks = nn.ModuleList(Block(width=c, heads=cfg.heads) for _ in range(cfg.depth))
         self.norm_out = nn.LayerNorm(c)
         self.out = nn.Linear(c, cfg.motion_dim)
+        self.slow = list(cfg.slow)
+        if cfg.slow and cfg.slow_sigma > 0:
+            self.register_buffer("slow_taps", gaussian_kernel(cfg.slow_sigma), persistent=False)
+        else:
+            self.slow_taps = None
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, context: torch.Tensor,
                 gaze: torch.Tensor, distance: torch.Tensor, emotion: torch.Tensor, *,
@@ -115,4 +145,9 @@ class MotionDiT(nn.Module):
         c = self.time_mlp(timestep_embedding(t, cfg.width)) + controls.sum(dim=1)  # (B, C)
         for block in self.blocks:
             h = block(h, c)
-        return self.out(self.norm_out(h[:, cfg.context :]))  # (B, W, D)
+        estimate = self.out(self.norm_out(h[:, cfg.context :]))  # (B, W, D)
+        if self.slow_taps is None:
+            return estimate
+        estimate = estimate.clone()
+        estimate[:, :, self.slow] = low_pass(estimate[:, :, self.slow], self.slow_taps)
+        return estimate
