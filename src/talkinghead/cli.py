@@ -167,10 +167,10 @@ def render(
     seed: Annotated[int, typer.Option(help="Random seed: same inputs and seed, same video.")] = 0,
     device: DeviceOption = "auto",
     motion: Annotated[str, typer.Option(
-        help="Where motion comes from: a generator ('baseline': rules; 'diffusion': the "
-             "transformer, with --weights), or a motion file (.json or .csv, e.g. from "
+        help="Where motion comes from: a generator ('diffusion': the transformer, with "
+             "--weights; 'baseline': rules), or a motion file (.json or .csv, e.g. from "
              "`talkinghead extract`), applied relative to the photo and fitted to the audio.",
-    )] = "baseline",
+    )] = "diffusion",
     weights: Annotated[Path | None, typer.Option(
         help="Folder with the diffusion weights (default: the shipped weights/).",
         show_default=False)] = None,

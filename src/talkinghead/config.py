@@ -22,7 +22,7 @@ class RenderConfig:
     max_side: int = 1920  # full-frame outputs are scaled down to fit this, pixels
     seed: int = 0  # one seed drives every random choice: same inputs + seed = same video
     device: Device = "auto"  # torch device for motion and rendering
-    motion: MotionKind = "baseline"  # motion generator: rules, or the diffusion transformer
+    motion: MotionKind = "diffusion"  # motion generator: the diffusion transformer, or rules
     weights: Path = DEFAULT_WEIGHTS  # folder with the diffusion weights and their MANIFEST.json
     steps: int = 8  # diffusion sampler steps per window
     cfg_audio: float = 1.5  # guidance scale of the audio (1 = plain conditional)

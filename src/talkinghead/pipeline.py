@@ -150,7 +150,7 @@ def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, forc
 
     # 1. load (the motion weights first: a bad weights folder fails before any work)
     generator = None
-    if config.motion == "diffusion":
+    if config.motion == "diffusion" and motion is None and not config.motion_file:
         from talkinghead.generator import MotionGenerator
 
         generator = MotionGenerator.load(config.weights, device)
