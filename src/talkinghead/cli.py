@@ -636,7 +636,7 @@ def train_command(
     videos: Annotated[Path | None, typer.Option(help="Folder of real talking videos.",
                                                 show_default=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Where weights and checkpoints go.")] = Path("weights"),
-    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 1200,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 12000,
     batch_size: Annotated[int, typer.Option(help="Windows per step (per process).", min=1)] = 32,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads per process.", min=1)] = 1,

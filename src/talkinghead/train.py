@@ -44,7 +44,7 @@ def slow_channels() -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1200  # optimiser steps
+    steps: int = 12000  # optimiser steps (the shipped weights)
     batch_size: int = 32  # windows per step (per process)
     lr: float = 1e-3  # peak learning rate (AdamW, warm-up then cosine decay)
     warmup: int = 100  # steps
