@@ -48,6 +48,7 @@ EDGE_RECEDE = 0.5  # inside the face outline depth recedes to the pivot's over t
 EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocular distances
 PLATE_CELL = 0.15  # the background plate is inpainted on cells this big (inter-ocular)
 PLATE_PERSON = 0.15  # matte from which the plate guesses the background behind the person
+PLATE_MIRROR = 0.6  # how far in the mirrored background fades into the smooth fill (inter-ocular)
 INVERSION_STEPS = 6  # Newton steps inverting the forward field, on the cells
 INVERSION_RAMP = 6  # steps over which the field is brought in
 INVERSION_DAMPING = 0.7  # share of a fixed-point update taken where the field folds
@@ -227,7 +228,7 @@ def background_plate(image: np.ndarray, matte: np.ndarray, iod: float) -> np.nda
     mirror = np.where(clear[rows, mirror], mirror, np.clip(edge, 0, w - 1))
     mirrored = image[rows, mirror].astype(np.float64)
     reach = np.where(found, np.abs(xs - edge), np.inf)
-    near = (np.exp(-((reach / (0.6 * iod)) ** 2)))[..., None]
+    near = np.exp(-((reach / (PLATE_MIRROR * iod)) ** 2))[..., None]
     guess = near * mirrored + (1.0 - near) * smooth
     return np.where(person[..., None], guess, image.astype(np.float64))
 
