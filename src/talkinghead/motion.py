@@ -3,8 +3,8 @@
 ``baseline_motion`` is the BASELINE generator: hand-written rules, deterministic from the
 audio plus a seeded random head sway and blinks. The audio-conditioned diffusion transformer
 (``generator.py``, ``--motion diffusion``; see DESIGN.md, "The motion generator") is the
-alternative; the baseline stays the default until the diffusion generator measures at least as
-well on lip sync (bench/motion.py).
+default; this one (``--motion baseline``) scores higher on lip sync, lower on head motion and
+blinks (bench/motion.py, README "Motion generator").
 
 Rules:
 - the jaw follows the loudness of the speech band (300-3000 Hz) on a compressive curve,
