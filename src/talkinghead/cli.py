@@ -44,6 +44,9 @@ DeviceOption = Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="Wher
 WatermarkOption = Annotated[bool, typer.Option(
     "--watermark", help="Draw a visible label into every frame.")]
 WatermarkTextOption = Annotated[str, typer.Option(help="The label's text (with --watermark).")]
+FaceOption = Annotated[int | None, typer.Option(
+    "--face", help="Which face of the photo when there are several: 0 = largest.", min=0,
+    show_default=False)]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON result line.")]
@@ -189,9 +192,7 @@ def render(
     expression: Annotated[float, typer.Option(
         help="Scale of expression movement (brows, smiles; not lips or blinks).", min=0.0, max=3.0)] = 1.0,
     still: Annotated[bool, typer.Option("--still", help="Lips and blinks only: head and eyes held.")] = False,
-    face: Annotated[int | None, typer.Option(
-        "--face", help="Which face when there are several: 0 = largest.", min=0,
-        show_default=False)] = None,
+    face: FaceOption = None,
     watermark: WatermarkOption = False,
     watermark_text: WatermarkTextOption = WATERMARK_TEXT,
     force: ForceOption = False,
@@ -290,9 +291,7 @@ def reenact(
     size: SizeOption = 512,
     full_frame: FullFrameOption = False,
     device: DeviceOption = "auto",
-    face: Annotated[int | None, typer.Option(
-        "--face", help="Which face of the photo when there are several: 0 = largest.", min=0,
-        show_default=False)] = None,
+    face: FaceOption = None,
     watermark: WatermarkOption = False,
     watermark_text: WatermarkTextOption = WATERMARK_TEXT,
     force: ForceOption = False,
