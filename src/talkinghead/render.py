@@ -29,6 +29,7 @@ can take this one's place.
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import cv2
@@ -53,7 +54,6 @@ INVERSION_STEPS = 6  # Newton steps inverting the forward field, on the cells
 INVERSION_RAMP = 6  # steps over which the field is brought in
 INVERSION_DAMPING = 0.7  # share of a fixed-point update taken where the field folds
 FOLD_DET = 0.2  # Jacobian determinant below which the field counts as folded there
-STRETCH_DET = 1.5  # at full resolution, Newton only where the field stretches more than this
 FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
 MAX_DEPTH_SLOPE = 1.2  # steepest depth change per pixel across the image: no fold below ~35 deg
 BACKGROUND = 0.02  # person-mask values below this are background and never move
@@ -253,6 +253,82 @@ def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor
     return f0 + t * (f1 - f0)
 
 
+def _remap(image: torch.Tensor, maps: torch.Tensor, border: bool) -> torch.Tensor:
+    """(B, h, w, C) bilinear samples of the channels-last (N, H, W, C) ``image`` (N is 1 or B)
+    at (B, h, w, 2) positions (x, y) in its pixels, pixel centres at whole numbers. Beyond the
+    image its edge carries on (``border``) or it is zero.
+
+    On the CPU OpenCV's remap does it, several times faster there than ``grid_sample`` for
+    the few channels of a frame (same values to 1e-5); on other devices ``grid_sample``."""
+    b, h, w = maps.shape[:3]
+    n, height, width, c = image.shape
+    if image.device.type != "cpu":
+        grid = (maps + 0.5) * torch.tensor([2.0 / width, 2.0 / height], device=maps.device) - 1.0
+        return F.grid_sample(image.permute(0, 3, 1, 2).expand(b, -1, -1, -1), grid, mode="bilinear",
+                             padding_mode="border" if border else "zeros", align_corners=False
+                             ).permute(0, 2, 3, 1)
+    out = torch.empty(b, h, w, c)
+    source, target, where = image.contiguous().numpy(), out.numpy(), maps.contiguous().numpy()
+    mode = cv2.BORDER_REPLICATE if border else cv2.BORDER_CONSTANT
+    for i in range(b):
+        cv2.remap(source[i if n > 1 else 0], where[i], None, cv2.INTER_LINEAR, dst=target[i],
+                  borderMode=mode, borderValue=0)
+    return out
+
+
+def _upsample(field: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, h, w, C) channels-last bilinear resize of a (B, C, h', w') field (pixel centres
+    kept); on the CPU by OpenCV."""
+    if field.device.type != "cpu":
+        return F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False
+                             ).permute(0, 2, 3, 1)
+    out = torch.empty(field.shape[0], h, w, field.shape[1])
+    source, target = field.permute(0, 2, 3, 1).contiguous().numpy(), out.numpy()
+    for i in range(field.shape[0]):
+        cv2.resize(source[i], (w, h), dst=target[i], interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def _centres(h: int, w: int, cell: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(1, 2, h, w) the centres (x, y) of an h x w grid of cells, each ``cell`` (x, y) pixels."""
+    gy, gx = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32) + 0.5,
+                            torch.arange(w, device=device, dtype=torch.float32) + 0.5, indexing="ij")
+    return torch.stack([gx * cell[0], gy * cell[1]])[None]
+
+
+def _with_slopes(forward: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (B, 2, h, w) field over a ``height`` x ``width`` pixel rectangle, with its derivatives
+    along x and y (central differences): (B, 6, h, w), and the cell size (x, y) in pixels."""
+    cell = torch.tensor([width / forward.shape[3], height / forward.shape[2]], device=forward.device)
+    padded = F.pad(forward, (1, 1, 1, 1), mode="replicate")
+    d_dx = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) / (2.0 * cell[0])
+    d_dy = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / (2.0 * cell[1])
+    return torch.cat([forward, d_dx, d_dy], dim=1), cell
+
+
+def _newton(u: torch.Tensor, base: torch.Tensor, field: torch.Tensor, cell: torch.Tensor,
+            share: float = 1.0) -> torch.Tensor:
+    """One step solving u = -share * forward(y + u) for u (B, 2, h, w) pixels at the pixel
+    positions ``base`` (1, 2, h, w); ``field`` is ``_with_slopes`` of forward, on cells of
+    ``cell`` pixels. Newton's where the Jacobian determinant exceeds FOLD_DET, else a damped
+    fixed-point step. (Six channels at a few points each: ``grid_sample`` is the faster.)"""
+    cell_scale = 2.0 / (cell * torch.tensor(field.shape[:1:-1], device=cell.device))
+    grid = (base + u).permute(0, 2, 3, 1) * cell_scale - 1.0
+    f = F.grid_sample(field, grid, mode="bilinear", padding_mode="zeros",
+                      align_corners=False)  # (B, 6, h, w)
+    if share != 1.0:
+        f = f * share
+    r = u + f[:, :2]
+    a, c, b, d = 1.0 + f[:, 2], f[:, 3], f[:, 4], 1.0 + f[:, 5]
+    det = a * d - b * c
+    # Where the field folds or nearly does, a damped fixed-point step instead.
+    ok = det > FOLD_DET
+    inv = 1.0 / det.clamp_min(FOLD_DET)
+    step_x = torch.where(ok, (d * r[:, 0] - b * r[:, 1]) * inv, INVERSION_DAMPING * r[:, 0])
+    step_y = torch.where(ok, (a * r[:, 1] - c * r[:, 0]) * inv, INVERSION_DAMPING * r[:, 1])
+    return u - torch.stack([step_x, step_y], dim=1)
+
+
 def _rotations(pose: torch.Tensor) -> torch.Tensor:
     """(B, 6) poses -> (B, 3, 3) rotations, as ``facemesh.rotation_matrix``."""
     y, p, r = (torch.deg2rad(pose[:, i]) for i in range(3))
@@ -364,21 +440,24 @@ class MeshWarpRenderer:
         dev = self.device
         f32 = dict(device=dev, dtype=torch.float32)
         self._cells = (cy1 - cy0, cx1 - cx0)
-        self._idx = torch.as_tensor(idx[rect].reshape(-1, 3), device=dev)
-        self._wt = torch.as_tensor(wt_motion[rect].reshape(-1, 3), **f32)
-        points = np.stack([pix[..., 0], pix[..., 1], depth], axis=-1)[rect]
-        self._points = torch.as_tensor(points.reshape(-1, 3), **f32)  # (P, 3) cell centres
-        self._head_weight = torch.as_tensor(head_weight[rect].reshape(-1, 1), **f32)
-        gy, gx = torch.meshgrid(torch.arange(self.y0, self.y1, **f32) + 0.5,
-                                torch.arange(self.x0, self.x1, **f32) + 0.5, indexing="ij")
-        self._pixels = torch.stack([gx, gy], dim=-1)[None]  # (1, h, w, 2) full-resolution
-        # Pixel positions -> grid_sample's [-1, 1], over the rectangle and over the canvas.
-        self._rect_origin = torch.tensor([self.x0, self.y0], **f32)
-        self._rect_scale = torch.tensor([2.0 / (self.x1 - self.x0), 2.0 / (self.y1 - self.y0)], **f32)
-        self._canvas_scale = torch.tensor([2.0 / w, 2.0 / h], **f32)
-        self._pixel_grid = (self._pixels - self._rect_origin) * self._rect_scale - 1.0
-        self._cell_grid = ((self._points[:, :2] - self._rect_origin) * self._rect_scale - 1.0
-                           ).view(1, *self._cells, 2)
+        # Mesh point motion -> cell motion is linear with 3 weights per cell: a sparse matrix.
+        n_cells = self._cells[0] * self._cells[1]
+        weights = wt_motion[rect].reshape(-1, 3)
+        matrix = torch.sparse_coo_tensor(  # (P, V)
+            np.stack([np.repeat(np.arange(n_cells), 3), idx[rect].reshape(-1)]),
+            weights.reshape(-1), (n_cells, len(v)), dtype=torch.float32, check_invariants=True)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": it is all we use of it
+            warnings.simplefilter("ignore")
+            self._spread = matrix.coalesce().to_sparse_csr().to(dev)  # (P, V)
+        points = np.stack([pix[..., 0], pix[..., 1], depth], axis=-1)[rect].reshape(-1, 3)
+        self._points = torch.as_tensor(points.T.copy(), **f32)  # (3, P) cell centres, pixels
+        self._head_weight = torch.as_tensor(head_weight[rect].reshape(1, -1), **f32)  # (1, P)
+        # Full-resolution pixel centres of the rectangle, channels-last, in remap's convention
+        # (centres at whole numbers): in the rectangle and on the canvas.
+        pixels = _centres(self.y1 - self.y0, self.x1 - self.x0, torch.ones(2, **f32), dev)
+        self._pixels = pixels.permute(0, 2, 3, 1).contiguous() - 0.5  # (1, h, w, 2)
+        self._canvas_pixels = self._pixels + torch.tensor([self.x0, self.y0], **f32)
+        self._pixel_cells = (self._pixels + 0.5) / s - 0.5  # the same on the field's cells
         self._vertices = torch.as_tensor(v, **f32)
         self._rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
         # The layers, sampled together: photo (3), background plate (3), person matte (1).
@@ -386,10 +465,16 @@ class MeshWarpRenderer:
         matte = np.maximum(matte, cv2.resize(inside.astype(np.float64), (w, h),
                                              interpolation=cv2.INTER_NEAREST))
         plate = background_plate(appearance.image, matte, self.iod)
-        layers = np.concatenate([appearance.image / 255.0, plate / 255.0, matte[..., None]], axis=-1)
-        self._layers = torch.as_tensor(layers, **f32).permute(2, 0, 1)[None]  # (1, 7, H, W)
-        full_rect = (slice(self.y0, self.y1), slice(self.x0, self.x1))
-        self._here = self._layers[:, :, full_rect[0], full_rect[1]]  # (1, 7, h, w) unmoved
+        # Sampled together: the person premultiplied by the matte (the photo less the plate's
+        # share, so a warped pixel is ``person + (1 - matte) * plate``) and 1 - matte.
+        # Background (matte below BACKGROUND) is exactly zero in both, so where neither a
+        # pixel nor its source is person the photo stays exactly as it was.
+        photo, plate = appearance.image / 255.0, plate / 255.0
+        matte = np.where(matte < BACKGROUND, 0.0, matte)
+        person_rgb = photo - (1.0 - matte[..., None]) * plate
+        layers = np.concatenate([person_rgb, 1.0 - matte[..., None]], axis=-1)
+        self._layers = torch.as_tensor(layers, **f32)[None]  # (1, H, W, 4) channels-last
+        self._plate_here = torch.as_tensor(plate[self.y0 : self.y1, self.x0 : self.x1], **f32)[None]
         self._canvas = torch.as_tensor(appearance.image, device=dev)  # (H, W, 3) uint8
 
         self._pivot = torch.as_tensor(pivot, **f32)
@@ -421,11 +506,15 @@ class MeshWarpRenderer:
                       shift: torch.Tensor) -> torch.Tensor:
         """(B, 2, ch, cw) pixels: where each cell of the active rectangle moves, given the
         mesh points' own motion (B, V, 3) and the head's pose change."""
-        dense = (point_motion[:, self._idx] * self._wt[None, :, :, None]).sum(dim=2)  # (B, P, 3)
-        moved = self._points + dense
-        posed = self._move(moved, rot, scale, shift)
-        forward = dense[..., :2] + self._head_weight * (posed[..., :2] - moved[..., :2])
-        return forward.view(-1, *self._cells, 2).permute(0, 3, 1, 2)
+        b, n_points = point_motion.shape[:2]
+        dense = (self._spread @ point_motion.permute(1, 0, 2).reshape(n_points, -1))  # (P, B*3)
+        dense = dense.T.reshape(b, 3, -1)  # (B, 3, P)
+        # A point p moved by the expression to m goes on to pivot + s R (m - pivot) + shift
+        # with the head, weighted by the head weight.
+        turn = (scale[:, None, None] * rot - torch.eye(3, device=rot.device))[:, :2]  # (B, 2, 3)
+        rigid = turn @ (self._points - self._pivot[:, None] + dense) + shift[:, :2, None]
+        forward = torch.addcmul(dense[:, :2], self._head_weight, rigid)  # (B, 2, P)
+        return forward.view(b, 2, *self._cells)
 
     def point_motion(self, expression: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) mesh point motion of (B, E) expressions, against the photo's own."""
@@ -444,58 +533,40 @@ class MeshWarpRenderer:
         rh, rw = self.y1 - self.y0, self.x1 - self.x0
         ch, cw = self._cells
 
-        # Backward warp: u = -forward(y + u), solved by Newton steps on the cells, then once
-        # more at every pixel. The field's Jacobian travels with it, so strong stretches (a
-        # head sliding away from the still background) converge, where plain fixed-point
-        # steps diverge; and the field is brought in gradually (step k solves for k/K of it,
-        # from the solution for (k-1)/K), so no step starts far from its root.
-        s = FIELD_STRIDE
-        padded = F.pad(forward, (1, 1, 1, 1), mode="replicate")
-        d_dx = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) / (2.0 * s)  # (B, 2, ch, cw)
-        d_dy = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / (2.0 * s)
-        field = torch.cat([forward, d_dx, d_dy], dim=1)  # (B, 6, ch, cw): f, df/dx, df/dy
-
-        def newton(u: torch.Tensor, base: torch.Tensor, share: float, least: float = FOLD_DET
-                   ) -> torch.Tensor:
-            """One step for u (B, 2, h, w) pixels at the points whose grid positions are base:
-            Newton's where the Jacobian determinant exceeds ``least``, else fixed-point."""
-            grid = base + u.permute(0, 2, 3, 1) * self._rect_scale
-            f = share * F.grid_sample(field, grid, mode="bilinear", padding_mode="zeros",
-                                      align_corners=False)  # (B, 6, h, w)
-            r = u + f[:, :2]
-            a, c, b, d = 1.0 + f[:, 2], f[:, 3], f[:, 4], 1.0 + f[:, 5]
-            det = a * d - b * c
-            # Where the field folds or nearly does, a damped fixed-point step instead.
-            ok = det > least
-            inv = 1.0 / det.clamp_min(least)
-            step_x = torch.where(ok, (d * r[:, 0] - b * r[:, 1]) * inv, INVERSION_DAMPING * r[:, 0])
-            step_y = torch.where(ok, (a * r[:, 1] - c * r[:, 0]) * inv, INVERSION_DAMPING * r[:, 1])
-            return u - torch.stack([step_x, step_y], dim=1)
-
-        u = torch.zeros(b, 2, ch, cw, device=dev)
+        # Backward warp: u = -forward(y + u), solved by Newton steps, coarse to fine: on cells
+        # of twice FIELD_STRIDE, then on the field's own cells, then once at every pixel. The
+        # field's Jacobian travels with it, so strong stretches (a head sliding away from the
+        # still background) converge, where plain fixed-point steps diverge; and on the
+        # coarse cells the field is brought in gradually (step k solves for k/K of it, from
+        # the solution for (k-1)/K), so no step starts far from its root.
+        coarse = F.avg_pool2d(forward, 2, ceil_mode=True)
+        field, cell = _with_slopes(coarse, rh, rw)
+        base = _centres(*coarse.shape[2:], cell, dev)
+        u = torch.zeros_like(coarse)
         for k in range(1, INVERSION_STEPS + 1):
-            u = newton(u, self._cell_grid, min(k / INVERSION_RAMP, 1.0))
-        u = F.interpolate(u, size=(rh, rw), mode="bilinear", align_corners=False)
-        # At full resolution one more step, Newton only where the field stretches: elsewhere
-        # a fixed-point step keeps the pixel-sharp lid and lip seams, which a Newton step,
-        # with its cell-wide Jacobian, speckles.
-        u = newton(u, self._pixel_grid, 1.0, STRETCH_DET)  # (B, 2, h, w)
-        source_xy = self._pixels + u.permute(0, 2, 3, 1)
-        grid = source_xy * self._canvas_scale - 1.0
-        layers = F.grid_sample(self._layers.expand(b, -1, -1, -1), grid, mode="bilinear",
-                               padding_mode="border", align_corners=False)  # (B, 7, h, w)
+            u = _newton(u, base, field, cell, min(k / INVERSION_RAMP, 1.0))
+        field, cell = _with_slopes(forward, rh, rw)
+        u = F.interpolate(u, size=(ch, cw), mode="bilinear", align_corners=False)
+        u = _newton(u, _centres(ch, cw, cell, dev), field, cell)
+        # At full resolution (channels-last from here on) one more step, a damped fixed-point
+        # one: it keeps the pixel-sharp lid and lip seams, which a Newton step, with its
+        # cell-wide Jacobian, would speckle.
+        u = _upsample(u, rh, rw)  # (B, h, w, 2)
+        cells = F.pad(forward, (0, 0, 0, 0, 0, 2)).permute(0, 2, 3, 1).contiguous()  # 4 channels
+        f = _remap(cells, torch.addcmul(self._pixel_cells, u, 1.0 / cell), border=False)
+        u = (1.0 - INVERSION_DAMPING) * u - INVERSION_DAMPING * f[..., :2]
+        source_xy = self._canvas_pixels + u  # (B, h, w, 2) canvas pixels, centres at whole numbers
+        layers = _remap(self._layers, source_xy, border=True)  # (B, h, w, 4)
         # The person layer over the still plate: the background the warp carried along with
-        # the head (1 - matte of it) is swapped for the plate's own background here. Where
-        # neither the target nor its source is person, the photo stays exactly as it was.
-        here = self._here
-        warped = layers[:, :3] + (1.0 - layers[:, 6:7]) * (here[:, 3:6] - layers[:, 3:6])
-        pinned = (layers[:, 6:7] < BACKGROUND) & (here[:, 6:7] < BACKGROUND)
-        warped = torch.where(pinned, here[:, :3], warped)
+        # the head is not sampled at all, the plate's own background here shows instead. (Where
+        # neither the target nor its source is person, that is the photo exactly.)
+        warped = torch.addcmul(layers[..., :3], layers[..., 3:], self._plate_here)
+        warped = warped.permute(0, 3, 1, 2)  # (B, 3, h, w), channels-last in memory
 
         # Eyes: lids closing over the eyeball, irises following the gaze.
         vertices = self._move(self._vertices + point_motion, rot, scale, shift)
         lid_change = point_motion[:, self._eye_contours, :2].norm(dim=-1).amax(dim=1)
-        warped = self._eyes.paint(warped, source_xy, vertices, torch.as_tensor(motion.gaze, device=dev),
+        warped = self._eyes.paint(warped, source_xy + 0.5, vertices, torch.as_tensor(motion.gaze, device=dev),
                                   rot, scale, lid_change, (self.x0, self.y0))
 
         # Teeth: the upper row is fixed to the skull, the lower row rides on the jaw.
