@@ -470,12 +470,20 @@ class MeshWarpRenderer:
         # Background (matte below BACKGROUND) is exactly zero in both, so where neither a
         # pixel nor its source is person the photo stays exactly as it was.
         photo, plate = appearance.image / 255.0, plate / 255.0
-        matte = np.where(matte < BACKGROUND, 0.0, matte)
-        person_rgb = photo - (1.0 - matte[..., None]) * plate
-        layers = np.concatenate([person_rgb, 1.0 - matte[..., None]], axis=-1)
+        matte = np.where(matte < BACKGROUND, 0.0, matte)[..., None]
+        # The photo is matte * person + (1 - matte) * plate, with the person's colour in
+        # [0, 1]. Where the plate's guess cannot explain the photo at the segmenter's matte (a
+        # bright guess behind dark hair at the fringe), the person's colour would leave that
+        # range and, moved over other background, show as dark or coloured blots: there the
+        # matte is raised until it can (more of the pixel is person, moving with the head).
+        darker = 1.0 - (photo / np.maximum(plate, 1e-6)).min(axis=-1, keepdims=True)
+        brighter = ((photo - plate) / np.maximum(1.0 - plate, 1e-6)).max(axis=-1, keepdims=True)
+        matte = np.clip(np.maximum(matte, np.maximum(darker, brighter)), 0.0, 1.0)
+        person_rgb = photo - (1.0 - matte) * plate
+        layers = np.concatenate([person_rgb, 1.0 - matte], axis=-1)
         self._layers = torch.as_tensor(layers, **f32)[None]  # (1, H, W, 4) channels-last
         self._plate_here = torch.as_tensor(plate[self.y0 : self.y1, self.x0 : self.x1], **f32)[None]
-        self._canvas = torch.as_tensor(appearance.image, device=dev)  # (H, W, 3) uint8
+        self._canvas = appearance.image  # (H, W, 3) uint8
 
         self._pivot = torch.as_tensor(pivot, **f32)
         self._source_pose = torch.as_tensor(source.pose[0], **f32)
@@ -553,9 +561,10 @@ class MeshWarpRenderer:
         # cell-wide Jacobian, would speckle.
         u = _upsample(u, rh, rw)  # (B, h, w, 2)
         cells = F.pad(forward, (0, 0, 0, 0, 0, 2)).permute(0, 2, 3, 1).contiguous()  # 4 channels
-        f = _remap(cells, torch.addcmul(self._pixel_cells, u, 1.0 / cell), border=False)
-        u = (1.0 - INVERSION_DAMPING) * u - INVERSION_DAMPING * f[..., :2]
-        source_xy = self._canvas_pixels + u  # (B, h, w, 2) canvas pixels, centres at whole numbers
+        f = _remap(cells, torch.add(self._pixel_cells, u, alpha=1.0 / FIELD_STRIDE), border=False)
+        # The canvas pixel each pixel samples (centres at whole numbers): here + u - d (u + f).
+        source_xy = torch.add(self._canvas_pixels, u, alpha=1.0 - INVERSION_DAMPING)
+        source_xy = torch.add(source_xy, f[..., :2], alpha=-INVERSION_DAMPING)  # (B, h, w, 2)
         layers = _remap(self._layers, source_xy, border=True)  # (B, h, w, 4)
         # The person layer over the still plate: the background the warp carried along with
         # the head is not sampled at all, the plate's own background here shows instead. (Where
@@ -583,10 +592,16 @@ class MeshWarpRenderer:
         warped = self._mouth.paint(warped, vertices, upper_teeth, lower_teeth, jaw_shift, scale,
                                    (self.x0, self.y0), smoothstep(0.25, 1.5, lip_change))
 
-        frames = self._canvas.expand(b, -1, -1, -1).clone()
-        patch = (warped.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)
-        frames[:, self.y0 : self.y1, self.x0 : self.x1] = patch
-        return frames.cpu().numpy()
+        patch = warped.permute(0, 2, 3, 1)  # (B, h, w, 3)
+        if dev.type != "cpu":
+            patch = (patch.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu()
+        frames = np.repeat(self._canvas[None], b, axis=0)
+        for i, frame in enumerate(patch.contiguous().numpy()):
+            # On the CPU OpenCV rounds and saturates to bytes in one pass (colours here are
+            # never negative beyond rounding error, so its absolute value changes nothing).
+            frames[i, self.y0 : self.y1, self.x0 : self.x1] = (
+                frame if frame.dtype == np.uint8 else cv2.convertScaleAbs(frame, alpha=255.0))
+        return frames
 
 
 class _MouthPainter:
