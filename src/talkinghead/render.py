@@ -44,6 +44,7 @@ from talkinghead.motionspace import MotionSequence, expression_index
 
 EXTEND_SIGMA = 0.35  # fall-off of face motion beyond the face outline, inter-ocular distances
 NECK_FADE = (0.10, 0.75)  # head motion fades out this far below the chin, inter-ocular dist.
+NECK_WIDTH = (0.8, 0.5, 0.6)  # neck half-width, its fade, and how far above the chin it starts (IOD)
 HEAD_EXTENT = (2.5, 3.2, 0.5)  # head half-width, height above its centre, fade (inter-ocular)
 EDGE_RECEDE = 0.5  # inside the face outline depth recedes to the pivot's over this (inter-ocular)
 EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocular distances
@@ -371,8 +372,13 @@ class MeshWarpRenderer:
         chin_drop = float(np.dot(v[fm.CHIN, :2] - head.centre[:2], down)) / self.iod
         drop = ((pix - head.centre[:2]) @ down) / self.iod
         neck = 1.0 - smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
-        # A loose bound on how far from the face the head (with big hair) can reach.
+        # Below the jaw only the neck goes with the head: collars, shoulders and the hair
+        # resting on them beside it stay with the body.
         across = np.array([down[1], -down[0]])
+        beside = np.abs((pix - v[fm.CHIN, :2]) @ across) / self.iod
+        below = smoothstep(chin_drop - NECK_WIDTH[2], chin_drop, drop)
+        neck *= 1.0 - below * smoothstep(NECK_WIDTH[0], NECK_WIDTH[0] + NECK_WIDTH[1], beside)
+        # A loose bound on how far from the face the head (with big hair) can reach.
         ex = ((pix - head.centre[:2]) @ across) / (HEAD_EXTENT[0] * self.iod)
         ey = np.minimum(drop, 0.0) / HEAD_EXTENT[1]
         neck *= 1.0 - smoothstep(1.0, 1.0 + HEAD_EXTENT[2], np.hypot(ex, ey))
@@ -663,6 +669,8 @@ class _MouthPainter:
         same line moved further by the target's jaw opening. jaw_shift: (B, 2) pixels the
         lower jaw moved against the photo's. strength: (B,) in [0, 1], how much to paint.
         """
+        if not bool((strength > 0).any()):
+            return patch
         b, _, ph, pw = patch.shape
         poly = vertices[:, self.polygon, :2]  # (B, K, 2)
         # The mesh's inner lip corners sit inside the visible commissures, and an opening jaw
@@ -942,6 +950,9 @@ class _EyePainter:
         # Iris shift in the photo, as ``encode.estimate_gaze`` reads gaze: eye half-width
         # times the sine of the angle, along the head's x and (upward) y axes.
         sines = torch.sin(torch.deg2rad(gaze)) - self.source_gaze  # (B, 2)
+        most_shift = max(self.eye_radius) * self.iod * sines.abs().sum(dim=1)  # bounds the iris shift
+        if not bool((torch.maximum(lid_change, most_shift) > 0.2).any()):
+            return patch  # nothing changed enough to paint (see ``strength`` below)
         axes_photo = self.head_axes[:2, :2]  # (2, 2): columns are head x, y in the image
         target_axes = (rot @ self.head_axes)[:, :2, :2] * scale[:, None, None]  # (B, 2, 2)
         down = target_axes[:, :, 1] / target_axes[:, :, 1].norm(dim=-1, keepdim=True)
