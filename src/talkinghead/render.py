@@ -254,7 +254,8 @@ def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor
     return f0 + t * (f1 - f0)
 
 
-def _remap(image: torch.Tensor, maps: torch.Tensor, border: bool) -> torch.Tensor:
+def _remap(image: torch.Tensor, maps: torch.Tensor, border: bool,
+           out: torch.Tensor | None = None) -> torch.Tensor:
     """(B, h, w, C) bilinear samples of the channels-last (N, H, W, C) ``image`` (N is 1 or B)
     at (B, h, w, 2) positions (x, y) in its pixels, pixel centres at whole numbers. Beyond the
     image its edge carries on (``border``) or it is zero.
@@ -268,7 +269,7 @@ def _remap(image: torch.Tensor, maps: torch.Tensor, border: bool) -> torch.Tenso
         return F.grid_sample(image.permute(0, 3, 1, 2).expand(b, -1, -1, -1), grid, mode="bilinear",
                              padding_mode="border" if border else "zeros", align_corners=False
                              ).permute(0, 2, 3, 1)
-    out = torch.empty(b, h, w, c)
+    out = torch.empty(b, h, w, c) if out is None else out
     source, target, where = image.contiguous().numpy(), out.numpy(), maps.contiguous().numpy()
     mode = cv2.BORDER_REPLICATE if border else cv2.BORDER_CONSTANT
     for i in range(b):
@@ -277,13 +278,14 @@ def _remap(image: torch.Tensor, maps: torch.Tensor, border: bool) -> torch.Tenso
     return out
 
 
-def _upsample(field: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def _upsample(field: torch.Tensor, h: int, w: int, out: torch.Tensor | None = None
+              ) -> torch.Tensor:
     """(B, h, w, C) channels-last bilinear resize of a (B, C, h', w') field (pixel centres
-    kept); on the CPU by OpenCV."""
+    kept); on the CPU by OpenCV (into ``out`` when given)."""
     if field.device.type != "cpu":
         return F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False
                              ).permute(0, 2, 3, 1)
-    out = torch.empty(field.shape[0], h, w, field.shape[1])
+    out = torch.empty(field.shape[0], h, w, field.shape[1]) if out is None else out
     source, target = field.permute(0, 2, 3, 1).contiguous().numpy(), out.numpy()
     for i in range(field.shape[0]):
         cv2.resize(source[i], (w, h), dst=target[i], interpolation=cv2.INTER_LINEAR)
@@ -490,6 +492,7 @@ class MeshWarpRenderer:
         self._layers = torch.as_tensor(layers, **f32)[None]  # (1, H, W, 4) channels-last
         self._plate_here = torch.as_tensor(plate[self.y0 : self.y1, self.x0 : self.x1], **f32)[None]
         self._canvas = appearance.image  # (H, W, 3) uint8
+        self._buffers: dict[str, torch.Tensor] = {}
 
         self._pivot = torch.as_tensor(pivot, **f32)
         self._source_pose = torch.as_tensor(source.pose[0], **f32)
@@ -501,6 +504,13 @@ class MeshWarpRenderer:
         self._eyes = _EyePainter(appearance, source, self.device)
         self._eye_contours = torch.as_tensor(
             fm.eye_polygon("left") + fm.eye_polygon("right"), device=dev)
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """A tensor of this shape kept for reuse under ``name`` (contents undefined)."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[name] = torch.empty(shape, device=self.device)
+        return buffer
 
     def pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
@@ -565,23 +575,28 @@ class MeshWarpRenderer:
         # At full resolution (channels-last from here on) one more step, a damped fixed-point
         # one: it keeps the pixel-sharp lid and lip seams, which a Newton step, with its
         # cell-wide Jacobian, would speckle.
-        u = _upsample(u, rh, rw)  # (B, h, w, 2)
+        # The frame-sized tensors from here on live in buffers kept from batch to batch: fresh
+        # ones would each cost the page faults of new memory, a third of the render's time.
+        cpu = dev.type == "cpu"
+        full = lambda name, c: self._buffer(name, (b, rh, rw, c)) if cpu else None  # noqa: E731
+        u = _upsample(u, rh, rw, out=full("u", 2))  # (B, h, w, 2)
         cells = F.pad(forward, (0, 0, 0, 0, 0, 2)).permute(0, 2, 3, 1).contiguous()  # 4 channels
-        f = _remap(cells, torch.add(self._pixel_cells, u, alpha=1.0 / FIELD_STRIDE), border=False)
+        at = torch.add(self._pixel_cells, u, alpha=1.0 / FIELD_STRIDE, out=full("at", 2))
+        f = _remap(cells, at, border=False, out=full("f", 4))
         # The canvas pixel each pixel samples (centres at whole numbers): here + u - d (u + f).
-        source_xy = torch.add(self._canvas_pixels, u, alpha=1.0 - INVERSION_DAMPING)
-        source_xy = torch.add(source_xy, f[..., :2], alpha=-INVERSION_DAMPING)  # (B, h, w, 2)
-        layers = _remap(self._layers, source_xy, border=True)  # (B, h, w, 4)
+        source_xy = torch.add(self._canvas_pixels, u, alpha=1.0 - INVERSION_DAMPING, out=at)
+        source_xy.add_(f[..., :2], alpha=-INVERSION_DAMPING)  # (B, h, w, 2)
+        layers = _remap(self._layers, source_xy, border=True, out=full("layers", 4))
         # The person layer over the still plate: the background the warp carried along with
         # the head is not sampled at all, the plate's own background here shows instead. (Where
         # neither the target nor its source is person, that is the photo exactly.)
-        warped = torch.addcmul(layers[..., :3], layers[..., 3:], self._plate_here)
+        warped = torch.addcmul(layers[..., :3], layers[..., 3:], self._plate_here, out=full("rgb", 3))
         warped = warped.permute(0, 3, 1, 2)  # (B, 3, h, w), channels-last in memory
 
         # Eyes: lids closing over the eyeball, irises following the gaze.
         vertices = self._move(self._vertices + point_motion, rot, scale, shift)
         lid_change = point_motion[:, self._eye_contours, :2].norm(dim=-1).amax(dim=1)
-        warped = self._eyes.paint(warped, source_xy + 0.5, vertices, torch.as_tensor(motion.gaze, device=dev),
+        warped = self._eyes.paint(warped, source_xy, vertices, torch.as_tensor(motion.gaze, device=dev),
                                   rot, scale, lid_change, (self.x0, self.y0))
 
         # Teeth: the upper row is fixed to the skull, the lower row rides on the jaw.
@@ -662,7 +677,8 @@ class _MouthPainter:
     def paint(self, patch: torch.Tensor, vertices: torch.Tensor, upper_teeth: torch.Tensor,
               lower_teeth: torch.Tensor, jaw_shift: torch.Tensor, scale: torch.Tensor,
               origin: tuple[int, int], strength: torch.Tensor) -> torch.Tensor:
-        """Composite the mouth into (B, 3, h, w) ``patch`` whose top-left is canvas ``origin``.
+        """Composite the mouth into (B, 3, h, w) ``patch`` (in place, and returned) whose
+        top-left is canvas ``origin``.
 
         vertices: (B, V, 3) the target mesh. upper_teeth, lower_teeth: (B, 11, 3) the line
         each tooth row hangs from: the closed upper inner lip moved with the head, and the
@@ -783,8 +799,7 @@ class _MouthPainter:
         colour = F.conv2d(F.pad(colour, (1, 1, 1, 1), mode="replicate"), kernel2, groups=3)
         alpha = alpha.view(b, 1, h, w)
         region = patch[:, :, y0:y1, x0:x1]
-        patch = patch.clone()
-        patch[:, :, y0:y1, x0:x1] = region * (1 - alpha) + colour * alpha
+        region.copy_(region * (1 - alpha) + colour * alpha)
         return patch
 
     def _photo_interior(self, colour: torch.Tensor, pts: torch.Tensor, upper_teeth: torch.Tensor,
@@ -940,9 +955,11 @@ class _EyePainter:
     def paint(self, patch: torch.Tensor, source_xy: torch.Tensor, vertices: torch.Tensor,
               gaze: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor, lid_change: torch.Tensor,
               origin: tuple[int, int]) -> torch.Tensor:
-        """Composite both eyes into (B, 3, h, w) ``patch`` whose top-left is canvas ``origin``.
+        """Composite both eyes into (B, 3, h, w) ``patch`` (in place, and returned) whose
+        top-left is canvas ``origin``.
 
-        source_xy: (B, h, w, 2) the photo position each patch pixel was sampled from.
+        source_xy: (B, h, w, 2) the photo position each patch pixel was sampled from, pixel
+        centres at whole numbers.
         vertices: (B, V, 3) the target mesh. gaze: (B, 2) degrees. rot, scale: the head's
         pose change. lid_change: (B,) pixels the lid contours moved.
         """
@@ -957,7 +974,6 @@ class _EyePainter:
         target_axes = (rot @ self.head_axes)[:, :2, :2] * scale[:, None, None]  # (B, 2, 2)
         down = target_axes[:, :, 1] / target_axes[:, :, 1].norm(dim=-1, keepdim=True)
         across = torch.stack([-down[:, 1], down[:, 0]], dim=-1)
-        patch = patch.clone()
         for (up, lo), corners_src, radius, gap_src in zip(
                 self.contours, self.source_corners, self.eye_radius, self.source_gap, strict=True):
             upper, lower = vertices[:, up, :2], vertices[:, lo, :2]  # (B, 9, 2)
@@ -1020,7 +1036,7 @@ class _EyePainter:
             # The photo's own opening, carried by the warp, bounds the target's (so a turned
             # head keeps its lids where the warp put them); where the photo's eyeball would
             # show but the target lid is shut, a closed lid's seam: lashes over lid skin.
-            photo = self._sample(source_xy[:, y0:y1, x0:x1].reshape(b, 1, -1, 2))[:, 7:9, 0]
+            photo = self._sample(source_xy[:, y0:y1, x0:x1].reshape(b, 1, -1, 2) + 0.5)[:, 7:9, 0]
             opening = opening * photo[:, 0]
             closing = 1.0 - open_share
             lid_alpha = (2.0 * photo[:, 1]).clamp(max=1.0) * (1.0 - opening) * smoothstep(0.0, 0.3, closing)
