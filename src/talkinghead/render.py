@@ -9,14 +9,16 @@ How a frame is made (all batched in torch, on CPU or GPU):
 3. Each pixel, lifted to 3D with the mesh's depth (its slope bounded, so a turn compresses
    rather than folds; toward the face's outline and beyond, receding like the sides of a
    ball), turns and moves with the head's pose change, weighted by a head mask that is 1 on
-   and around the head and fades down the neck (the body stays where it is) and far from
-   the face.
-4. That forward motion field is inverted into a backward warp by Newton steps (with the
-   field brought in gradually), and the photo is resampled with it (``grid_sample``).
-   Two layers: the person, warped, over a still background plate (the photo with the person
-   inpainted). Where the head moves away it reveals the plate, where it moves on it covers
-   it, so a turning head keeps its hair and ears whole instead of squashing them against a
-   pinned background; background the person does not cover never changes.
+   and around the head and fades down the neck (below the jaw only the neck's width: the
+   body, collar and shoulders stay where they are) and far from the face.
+4. That forward motion field is inverted into a backward warp by Newton steps, coarse to
+   fine (with the field brought in gradually on the coarsest cells), and the photo is
+   resampled with it (OpenCV's remap on the CPU, ``grid_sample`` elsewhere).
+   Two layers: the person, warped (premultiplied by its matte), over a still background
+   plate (the photo with the person inpainted). Where the head moves away it reveals the
+   plate, where it moves on it covers it, so a turning head keeps its hair and ears whole
+   instead of squashing them against a pinned background; background the person does not
+   cover never changes.
 5. Where the lids or the gaze changed, the eyes are redrawn: the eyeball (the photo's
    sclera, its iris moved by the gaze) inside the target opening, closed-lid skin with a
    lash line where the photo's eyeball would show through a closing lid.
