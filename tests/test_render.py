@@ -176,3 +176,61 @@ def test_gaze_moves_the_irises_and_nothing_else(encoded, renderer):
     far = np.min(np.hypot(xx[..., None] + 0.5 - eyes[:, 0], yy[..., None] + 0.5 - eyes[:, 1]), axis=-1)
     for frame in frames:
         np.testing.assert_array_equal(frame[far > 0.2 * iod], base[far > 0.2 * iod])
+
+
+def test_below_the_jaw_only_the_neck_turns_with_the_head(encoded, renderer):
+    """A head roll moves the chin, but not the collar or shoulders beside the neck."""
+    appearance, source = encoded
+    pose = source.pose.copy()
+    pose[0, 2] += 12.0
+    rot, scale, shift = renderer.pose_transform(torch.as_tensor(pose))
+    expression = torch.as_tensor(source.expression)
+    forward = renderer.forward_field(renderer.point_motion(expression), rot, scale, shift)[0].numpy()
+    head, iod = appearance.head, appearance.head.iod
+    down = head.rotation[:2, 1] / np.linalg.norm(head.rotation[:2, 1])
+    across = np.array([down[1], -down[0]])
+    chin = appearance.vertices[fm.CHIN, :2]
+
+    def moved(point: np.ndarray) -> float:
+        assert renderer.x0 <= point[0] < renderer.x1 and renderer.y0 <= point[1] < renderer.y1
+        j, i = ((point - (renderer.x0, renderer.y0)) // FIELD_STRIDE).astype(int)
+        return float(np.hypot(*forward[:, i, j]))
+
+    at_chin = moved(chin - 0.1 * iod * down)
+    beside = [moved(chin + 0.3 * iod * down + side * 1.8 * iod * across) for side in (-1, 1)]
+    assert at_chin > 2.0
+    assert max(beside) < 0.15 * at_chin
+
+
+def test_cpu_resampling_matches_grid_sample():
+    """OpenCV's remap and resize, used on the CPU, give grid_sample's and interpolate's values."""
+    from talkinghead.render import _remap, _upsample
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 40, 50, 4, generator=gen)
+    maps = torch.rand(3, 30, 20, 2, generator=gen) * torch.tensor([60.0, 50.0]) - 5.0
+    grid = (maps + 0.5) * torch.tensor([2.0 / 50, 2.0 / 40]) - 1.0
+    for border, padding in ((True, "border"), (False, "zeros")):
+        expected = torch.nn.functional.grid_sample(
+            image.permute(0, 3, 1, 2).expand(3, -1, -1, -1), grid, mode="bilinear",
+            padding_mode=padding, align_corners=False).permute(0, 2, 3, 1)
+        torch.testing.assert_close(_remap(image, maps, border), expected, atol=1e-4, rtol=0)
+    field = torch.rand(2, 3, 12, 16, generator=gen)
+    expected = torch.nn.functional.interpolate(field, size=(24, 32), mode="bilinear",
+                                               align_corners=False).permute(0, 2, 3, 1)
+    torch.testing.assert_close(_upsample(field, 24, 32), expected, atol=1e-5, rtol=0)
+
+
+def test_the_person_layer_explains_the_photo_within_its_matte(encoded, renderer):
+    """The premultiplied person colour lies in [0, matte], so it can be laid over any
+    background without leaving [0, 1]; and with the plate it makes up the photo exactly."""
+    appearance, _ = encoded
+    layers = renderer._layers[0].numpy().astype(np.float64)
+    person, clear = layers[..., :3], layers[..., 3:]
+    assert person.min() >= -1e-5
+    assert (person - (1.0 - clear)).max() <= 1e-5
+    assert (clear < 1.0).mean() > 0.2  # the portrait's person is in it
+    rect = (slice(renderer.y0, renderer.y1), slice(renderer.x0, renderer.x1))
+    plate = renderer._plate_here[0].numpy()
+    np.testing.assert_allclose(person[rect] + clear[rect] * plate, appearance.image[rect] / 255.0,
+                               atol=1e-5)

@@ -65,6 +65,7 @@ LOWER_TEETH = 0.09
 TEETH_TUCK = 0.03  # how far the teeth reach up under the upper lip
 OVERBITE = 0.03  # lower incisors behind the upper ones when the jaw is shut
 LOWER_TEETH_SHOWN = 0.035  # lower incisors above the lower lip when the jaw is open
+SEAM_OPEN = 0.02  # the lips' seam, rasterized this far open each way (inter-ocular distances)
 CORNER_REACH = 0.6  # share of the way from the inner lip corners to the outer ones painted
 TOOTH_WIDTHS = (0.085, 0.07, 0.06, 0.05, 0.045)  # centre outwards, inter-ocular distances
 TEETH_RGB = np.array([0.93, 0.90, 0.83], dtype=np.float32)
@@ -365,6 +366,13 @@ class MeshWarpRenderer:
         hs, ws = h // s, w // s
         tris = closed_mesh()
         cells = v.copy()
+        # The lips' seam is rasterized a little open (each inner lip line moved SEAM_OPEN off
+        # it): the strip bridging the lips then covers whole cells along the seam, so as the
+        # lips part the field opens smoothly across it, instead of in the cells' staircase
+        # (whose inversion scatters torn, pale pixels along the lower lip).
+        down = head.rotation[:2, 1] / np.linalg.norm(head.rotation[:2, 1])
+        for line, sign in ((fm.LIPS_UPPER_INNER, -1.0), (fm.LIPS_LOWER_INNER, 1.0)):
+            cells[list(line[1:-1]), :2] += sign * SEAM_OPEN * self.iod * down
         cells[:, :2] /= s
         tri_id, bary = rasterize(cells, tris, ws, hs)
         inside = tri_id >= 0
