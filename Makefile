@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint bench bench-full reference reenactment examples corpus weights clean
+.PHONY: setup demo test test-fast lint bench bench-full reference reenactment sheets examples corpus weights clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ reference: setup
 # Self-reenactment of the real videos in ../shared/devdata (ours against an affine warp).
 reenactment: setup
 	$(BIN)/python bench/reenactment.py
+
+# The README's pictures (docs/): frames of the demo and the renderer across poses.
+sheets: demo
+	$(BIN)/python bench/sheets.py
 
 examples: setup
 	$(BIN)/python examples/make_examples.py
