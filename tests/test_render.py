@@ -234,3 +234,17 @@ def test_the_person_layer_explains_the_photo_within_its_matte(encoded, renderer)
     plate = renderer._plate_here[0].numpy()
     np.testing.assert_allclose(person[rect] + clear[rect] * plate, appearance.image[rect] / 255.0,
                                atol=1e-5)
+
+
+def test_the_torch_resampling_path_renders_as_the_opencv_one(encoded, renderer, monkeypatch):
+    """Off the CPU the renderer resamples with grid_sample: the same frames (run here on the
+    CPU with OpenCV switched off)."""
+    import talkinghead.render as render_module
+
+    _, source = encoded
+    motion = _motion(source, yaw=12.0, pitch=-6.0, jawOpen=0.5, eyeBlinkLeft=0.6)
+    with_opencv = renderer.render(motion)[0].astype(int)
+    monkeypatch.setattr(render_module, "OPENCV", False)
+    with_torch = renderer.render(motion)[0].astype(int)
+    assert np.abs(with_opencv - with_torch).max() <= 2
+    assert (with_opencv != with_torch).mean() < 0.01

@@ -73,6 +73,7 @@ EYE_OPEN_MARGIN = 0.004  # visible opening beyond the mesh's lid contours, inter
 EYE_LID_MARGIN = 0.02  # how far beyond them the photo's eyeball may still show through
 LID_MIX = 0.8  # opacity of the lash line along a closed lid's seam
 LUMA = np.array([0.299, 0.587, 0.114])
+OPENCV = True  # resample with OpenCV on the CPU (off: grid_sample, as on other devices)
 
 
 class Decoder(Protocol):
@@ -257,6 +258,11 @@ def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor
     return f0 + t * (f1 - f0)
 
 
+def _opencv(tensor: torch.Tensor) -> bool:
+    """Whether OpenCV does the resampling of this tensor: on the CPU, unless OPENCV is off."""
+    return OPENCV and tensor.device.type == "cpu"
+
+
 def _remap(image: torch.Tensor, maps: torch.Tensor, border: bool,
            out: torch.Tensor | None = None) -> torch.Tensor:
     """(B, h, w, C) bilinear samples of the channels-last (N, H, W, C) ``image`` (N is 1 or B)
@@ -267,7 +273,7 @@ def _remap(image: torch.Tensor, maps: torch.Tensor, border: bool,
     the few channels of a frame (same values to 1e-5); on other devices ``grid_sample``."""
     b, h, w = maps.shape[:3]
     n, height, width, c = image.shape
-    if image.device.type != "cpu":
+    if not _opencv(image):
         grid = (maps + 0.5) * torch.tensor([2.0 / width, 2.0 / height], device=maps.device) - 1.0
         return F.grid_sample(image.permute(0, 3, 1, 2).expand(b, -1, -1, -1), grid, mode="bilinear",
                              padding_mode="border" if border else "zeros", align_corners=False
@@ -285,7 +291,7 @@ def _upsample(field: torch.Tensor, h: int, w: int, out: torch.Tensor | None = No
               ) -> torch.Tensor:
     """(B, h, w, C) channels-last bilinear resize of a (B, C, h', w') field (pixel centres
     kept); on the CPU by OpenCV (into ``out`` when given)."""
-    if field.device.type != "cpu":
+    if not _opencv(field):
         return F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False
                              ).permute(0, 2, 3, 1)
     out = torch.empty(field.shape[0], h, w, field.shape[1]) if out is None else out
@@ -478,7 +484,7 @@ class MeshWarpRenderer:
         self._pixel_cells = (self._pixels + 0.5) / s - 0.5  # the same on the field's cells
         self._vertices = torch.as_tensor(v, **f32)
         self._rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
-        # The layers, sampled together: photo (3), background plate (3), person matte (1).
+        # The person's matte: the segmenter's, on the part joined to the face, and the face.
         matte = appearance.person * cv2.resize(joined, (w, h), interpolation=cv2.INTER_LINEAR)
         matte = np.maximum(matte, cv2.resize(inside.astype(np.float64), (w, h),
                                              interpolation=cv2.INTER_NEAREST))
@@ -587,7 +593,7 @@ class MeshWarpRenderer:
         # cell-wide Jacobian, would speckle.
         # The frame-sized tensors from here on live in buffers kept from batch to batch: fresh
         # ones would each cost the page faults of new memory, a third of the render's time.
-        cpu = dev.type == "cpu"
+        cpu = _opencv(forward)
         full = lambda name, c: self._buffer(name, (b, rh, rw, c)) if cpu else None  # noqa: E731
         u = _upsample(u, rh, rw, out=full("u", 2))  # (B, h, w, 2)
         cells = F.pad(forward, (0, 0, 0, 0, 0, 2)).permute(0, 2, 3, 1).contiguous()  # 4 channels
@@ -624,7 +630,7 @@ class MeshWarpRenderer:
                                    (self.x0, self.y0), smoothstep(0.25, 1.5, lip_change))
 
         patch = warped.permute(0, 2, 3, 1)  # (B, h, w, 3)
-        if dev.type != "cpu":
+        if not cpu:
             patch = (patch.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu()
         frames = np.repeat(self._canvas[None], b, axis=0)
         for i, frame in enumerate(patch.contiguous().numpy()):
