@@ -479,9 +479,9 @@ class MeshWarpRenderer:
         # Full-resolution pixel centres of the rectangle, channels-last, in remap's convention
         # (centres at whole numbers): in the rectangle and on the canvas.
         pixels = _centres(self.y1 - self.y0, self.x1 - self.x0, torch.ones(2, **f32), dev)
-        self._pixels = pixels.permute(0, 2, 3, 1).contiguous() - 0.5  # (1, h, w, 2)
-        self._canvas_pixels = self._pixels + torch.tensor([self.x0, self.y0], **f32)
-        self._pixel_cells = (self._pixels + 0.5) / s - 0.5  # the same on the field's cells
+        pixels = pixels.permute(0, 2, 3, 1).contiguous() - 0.5  # (1, h, w, 2)
+        self._canvas_pixels = pixels + torch.tensor([self.x0, self.y0], **f32)
+        self._pixel_cells = (pixels + 0.5) / s - 0.5  # the same on the field's cells
         self._vertices = torch.as_tensor(v, **f32)
         self._rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
         # The person's matte: the segmenter's, on the part joined to the face, and the face.
