@@ -495,14 +495,14 @@ class MeshWarpRenderer:
         # pixel nor its source is person the photo stays exactly as it was.
         photo, plate = appearance.image / 255.0, plate / 255.0
         matte = np.where(matte < BACKGROUND, 0.0, matte)[..., None]
-        # The photo is matte * person + (1 - matte) * plate, with the person's colour in
-        # [0, 1]. Where the plate's guess cannot explain the photo at the segmenter's matte (a
-        # bright guess behind dark hair at the fringe), the person's colour would leave that
-        # range and, moved over other background, show as dark or coloured blots: there the
-        # matte is raised until it can (more of the pixel is person, moving with the head).
+        # The photo is matte * person + (1 - matte) * plate. Where the photo is darker than
+        # the plate's share alone (a bright guess behind dark hair at the fringe), the
+        # person's premultiplied colour would be negative and, moved over other background,
+        # show as dark or coloured blots: there the matte is raised until the plate's share
+        # fits (more of the pixel is person, moving with the head). Darkening the guess
+        # instead leaves a ghost of the hair's edge where the head moves away.
         darker = 1.0 - (photo / np.maximum(plate, 1e-6)).min(axis=-1, keepdims=True)
-        brighter = ((photo - plate) / np.maximum(1.0 - plate, 1e-6)).max(axis=-1, keepdims=True)
-        matte = np.clip(np.maximum(matte, np.maximum(darker, brighter)), 0.0, 1.0)
+        matte = np.clip(np.maximum(matte, darker), 0.0, 1.0)
         person_rgb = photo - (1.0 - matte) * plate
         layers = np.concatenate([person_rgb, 1.0 - matte], axis=-1)
         self._layers = torch.as_tensor(layers, **f32)[None]  # (1, H, W, 4) channels-last
