@@ -52,6 +52,7 @@ EDGE_RECEDE = 0.5  # inside the face outline depth recedes to the pivot's over t
 EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocular distances
 PLATE_CELL = 0.15  # the background plate is inpainted on cells this big (inter-ocular)
 PLATE_PERSON = 0.15  # matte from which the plate guesses the background behind the person
+PLATE_GROW = 0.05  # the plate's guess reaches this far beyond the segmenter's person (IOD)
 PLATE_MIRROR = 0.6  # how far in the mirrored background fades into the smooth fill (inter-ocular)
 INVERSION_STEPS = 6  # Newton steps inverting the forward field, on the cells
 INVERSION_RAMP = 6  # steps over which the field is brought in
@@ -206,8 +207,12 @@ def background_plate(image: np.ndarray, matte: np.ndarray, iod: float) -> np.nda
     background clear of the fringe (matte below BACKGROUND), so the person's colours do not
     bleed in."""
     h, w = matte.shape
-    person = matte >= PLATE_PERSON
-    clear = matte < BACKGROUND
+    # Grown by PLATE_GROW both ways: the finest hair strands at the person's edge are below
+    # the segmenter's threshold, and a plate keeping them leaves a ghost of the hair's
+    # outline where the head moves away. The strands move with the person layer instead.
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(PLATE_GROW * iod) + 1,) * 2)
+    person = cv2.dilate((matte >= PLATE_PERSON).astype(np.uint8), grow).astype(bool)
+    clear = cv2.erode((matte < BACKGROUND).astype(np.uint8), grow).astype(bool)
     if not person.any() or not clear.any():
         return image.astype(np.float64)
     cell = max(1, round(PLATE_CELL * iod))
