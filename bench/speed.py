@@ -3,7 +3,8 @@
     python bench/speed.py [--full] [--photo P] [--audio A] [--size 512] [--out out/bench.json]
 
 Prints per-stage seconds for a whole render of the example, the first frame's latency, the
-render stage alone in ms per frame (on the CPU, and on the GPU when there is one), and the
+render stage alone in ms per frame (on the CPU, and on the GPU when there is one) with the
+time of each of its own stages (measured in a second, separate pass), and the
 pure-ffmpeg encode rate of the same number of frames (the ceiling for end-to-end speed).
 Then peak memory and time per audio second for 10 s of speech, or with --full for 10, 60 and
 600 s (bench/scaling.py). Absolute times are noisy on shared machines: compare the ratios.
@@ -67,8 +68,13 @@ def render_only(photo: Path, audio: Path, config: RenderConfig, device: str) -> 
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
+    # The stages, timed in a second pass (the timing itself waits for the GPU at each stage).
+    renderer.stage_seconds = {}
+    for start in range(0, n, config.batch_size):
+        renderer.render(motion.frames(start, start + config.batch_size))
+    stages = {k: 1000 * v / n for k, v in renderer.stage_seconds.items()}
     return {"setup_seconds": setup, "ms_per_frame": 1000 * seconds / n, "fps": n / seconds,
-            "first_batch_seconds": first}
+            "first_batch_seconds": first, "stage_ms_per_frame": stages}
 
 
 def encode_ceiling(audio: Path, n: int, size: int, fps: float) -> dict:
@@ -109,6 +115,8 @@ def main() -> None:
         print(f"render alone    {row['fps']:7.1f} frames/s on {device} ({row['ms_per_frame']:.2f} "
               f"ms/frame, setup {row['setup_seconds']:.2f} s, first batch "
               f"{row['first_batch_seconds']:.3f} s)")
+        for stage, ms in row["stage_ms_per_frame"].items():
+            print(f"  {stage:<20} {ms:6.2f} ms/frame")
     print(f"encode alone    {ceiling['fps']:7.1f} frames/s  (the ceiling)")
     ratios = {"end_to_end_over_encode_only": e2e["fps"] / ceiling["fps"],
               "end_to_end_over_target_40fps": e2e["fps"] / 40.0}

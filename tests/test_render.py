@@ -247,3 +247,19 @@ def test_the_torch_resampling_path_renders_as_the_opencv_one(encoded, renderer, 
     with_torch = renderer.render(motion)[0].astype(int)
     assert np.abs(with_opencv - with_torch).max() <= 2
     assert (with_opencv != with_torch).mean() < 0.01
+
+
+def test_timing_the_stages_names_each_and_changes_no_frame(encoded):
+    from talkinghead.render import MeshWarpRenderer
+
+    appearance, source = encoded
+    renderer = MeshWarpRenderer(appearance, source)
+    motion = _motion(source, yaw=6.0, jawOpen=0.4, eyeBlinkLeft=0.8)
+    untimed = renderer.render(motion)
+    renderer.stage_seconds = {}
+    timed = renderer.render(motion)
+    np.testing.assert_array_equal(timed, untimed)
+    assert list(renderer.stage_seconds) == ["forward field", "coarse Newton", "fine Newton",
+                                            "full-resolution step", "layers", "eyes", "mouth",
+                                            "to bytes"]
+    assert all(seconds > 0 for seconds in renderer.stage_seconds.values())

@@ -31,6 +31,7 @@ can take this one's place.
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Protocol
 
@@ -391,7 +392,6 @@ class MeshWarpRenderer:
         # Head weight: 1 on the face, the person's head and hair; fading down the neck.
         yy, xx = np.mgrid[0:hs, 0:ws].astype(np.float64)
         pix = np.stack([xx + 0.5, yy + 0.5], axis=-1) * s  # (hs, ws, 2) full-resolution points
-        down = head.rotation[:2, 1] / np.linalg.norm(head.rotation[:2, 1])
         chin_drop = float(np.dot(v[fm.CHIN, :2] - head.centre[:2], down)) / self.iod
         drop = ((pix - head.centre[:2]) @ down) / self.iod
         neck = 1.0 - smoothstep(chin_drop + NECK_FADE[0], chin_drop + NECK_FADE[1], drop)
@@ -514,6 +514,10 @@ class MeshWarpRenderer:
         self._plate_here = torch.as_tensor(plate[self.y0 : self.y1, self.x0 : self.x1], **f32)[None]
         self._canvas = appearance.image  # (H, W, 3) uint8
         self._buffers: dict[str, torch.Tensor] = {}
+        # Seconds spent in each stage of ``render``, summed over calls, while this is a dict
+        # (set it to {} to start timing; bench/speed.py does).
+        self.stage_seconds: dict[str, float] | None = None
+        self._lap_start = 0.0
 
         self._pivot = torch.as_tensor(pivot, **f32)
         self._source_pose = torch.as_tensor(source.pose[0], **f32)
@@ -525,6 +529,17 @@ class MeshWarpRenderer:
         self._eyes = _EyePainter(appearance, source, self.device)
         self._eye_contours = torch.as_tensor(
             fm.eye_polygon("left") + fm.eye_polygon("right"), device=dev)
+
+    def _lap(self, stage: str | None) -> None:
+        """End ``stage`` (None: start timing) in ``stage_seconds``, when timing is on."""
+        if self.stage_seconds is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if stage is not None:
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + now - self._lap_start
+        self._lap_start = now
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
         """A tensor of this shape kept for reuse under ``name`` (contents undefined)."""
@@ -572,9 +587,11 @@ class MeshWarpRenderer:
         pose = torch.as_tensor(motion.pose, device=dev)
         expression = torch.as_tensor(motion.expression, device=dev)
         b = pose.shape[0]
+        self._lap(None)
         rot, scale, shift = self.pose_transform(pose)
         point_motion = self.point_motion(expression)
         forward = self.forward_field(point_motion, rot, scale, shift)  # (B, 2, ch, cw)
+        self._lap("forward field")
         rh, rw = self.y1 - self.y0, self.x1 - self.x0
         ch, cw = self._cells
 
@@ -590,9 +607,11 @@ class MeshWarpRenderer:
         u = torch.zeros_like(coarse)
         for k in range(1, INVERSION_STEPS + 1):
             u = _newton(u, base, field, cell, min(k / INVERSION_RAMP, 1.0))
+        self._lap("coarse Newton")
         field, cell = _with_slopes(forward, rh, rw)
         u = F.interpolate(u, size=(ch, cw), mode="bilinear", align_corners=False)
         u = _newton(u, _centres(ch, cw, cell, dev), field, cell)
+        self._lap("fine Newton")
         # At full resolution (channels-last from here on) one more step, a damped fixed-point
         # one: it keeps the pixel-sharp lid and lip seams, which a Newton step, with its
         # cell-wide Jacobian, would speckle.
@@ -607,6 +626,7 @@ class MeshWarpRenderer:
         # The canvas pixel each pixel samples (centres at whole numbers): here + u - d (u + f).
         source_xy = torch.add(self._canvas_pixels, u, alpha=1.0 - INVERSION_DAMPING, out=at)
         source_xy.add_(f[..., :2], alpha=-INVERSION_DAMPING)  # (B, h, w, 2)
+        self._lap("full-resolution step")
         layers = _remap(self._layers, source_xy, border=True, out=full("layers", 4))
         # The person layer over the still plate: the background the warp carried along with
         # the head is not sampled at all, the plate's own background here shows instead. (Where
@@ -614,12 +634,14 @@ class MeshWarpRenderer:
         warped = torch.addcmul(layers[..., :3], layers[..., 3:], self._plate_here, out=full("rgb", 3))
         warped = warped.permute(0, 3, 1, 2)  # (B, 3, h, w), channels-last in memory
 
+        self._lap("layers")
         # Eyes: lids closing over the eyeball, irises following the gaze.
         vertices = self._move(self._vertices + point_motion, rot, scale, shift)
         lid_change = point_motion[:, self._eye_contours, :2].norm(dim=-1).amax(dim=1)
         warped = self._eyes.paint(warped, source_xy, vertices, torch.as_tensor(motion.gaze, device=dev),
                                   rot, scale, lid_change, (self.x0, self.y0))
 
+        self._lap("eyes")
         # Teeth: the upper row is fixed to the skull, the lower row rides on the jaw.
         upper_line = self._vertices[self._upper_inner]
         jaw_drop = expression[:, self._jaw, None, None] * self._rig[self._jaw, self._lower_inner]
@@ -634,6 +656,7 @@ class MeshWarpRenderer:
         warped = self._mouth.paint(warped, vertices, upper_teeth, lower_teeth, jaw_shift, scale,
                                    (self.x0, self.y0), smoothstep(0.25, 1.5, lip_change))
 
+        self._lap("mouth")
         patch = warped.permute(0, 2, 3, 1)  # (B, h, w, 3)
         if not cpu:
             patch = (patch.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu()
@@ -643,6 +666,7 @@ class MeshWarpRenderer:
             # never negative beyond rounding error, so its absolute value changes nothing).
             frames[i, self.y0 : self.y1, self.x0 : self.x1] = (
                 frame if frame.dtype == np.uint8 else cv2.convertScaleAbs(frame, alpha=255.0))
+        self._lap("to bytes")
         return frames
 
 
