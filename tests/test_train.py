@@ -61,4 +61,39 @@ def test_torchrun_ddp_trains_on_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = json.loads((tmp_path / "weights" / "MANIFEST.json").read_text())
     assert manifest["train"]["world_size"] == 2 and manifest["train"]["steps"] == 2
+    checksums = manifest["train"]["rank_checksums"]  # each rank's final averaged weights
+    assert len(checksums) == 2 and checksums[0] == checksums[1]
     MotionGenerator.load(tmp_path / "weights")  # SHA-256 and size match what rank 0 wrote
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_and_real_videos_are_recorded(tmp_path):
+    """A tiny network on one real video and a tiny corpus: the loss falls, the manifest
+    lists the video by SHA-256, and a second run reads the extracted motion from the cache."""
+    pytest.importorskip("espeakng_loader")
+    from talkinghead.corpus import generate_corpus
+    from talkinghead.generator import file_sha256
+    from talkinghead.train import TrainConfig, train
+
+    from .helpers import devdata
+
+    video = devdata("videos", "v06_f_older_glasses_5s.mp4")
+    generate_corpus(tmp_path / "corpus", seed=3, minutes=0.1, shard_minutes=0.1)
+    config = TrainConfig(steps=150, batch_size=8, width=32, depth=1, threads=1, checkpoint_every=150,
+                         lr=3e-3, real_fraction=0.5)
+    cache = tmp_path / "cache"
+    manifest = train(tmp_path / "corpus", tmp_path / "weights", config, videos=[video],
+                     video_cache=cache, command="test")
+    losses = [h["loss"] for h in manifest["loss_history"]]
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert manifest["videos"] == [{"file": video.name, "sha256": file_sha256(video),
+                                   "seconds": manifest["videos"][0]["seconds"]}]
+    assert 4.0 < manifest["videos"][0]["seconds"] < 6.0
+    entries = list(cache.glob("*.npz"))
+    assert len(entries) == 1
+    stamp = entries[0].stat().st_mtime_ns
+    again = train(None, tmp_path / "again", TrainConfig(steps=1, batch_size=2, width=32, depth=1),
+                  videos=[video], video_cache=cache, init=tmp_path / "weights", command="test")
+    assert entries[0].stat().st_mtime_ns == stamp  # read from the cache, not re-extracted
+    assert again["init"]["sha256"] == manifest["files"]["motion_dit.safetensors"]["sha256"]
+    assert again["config"] == manifest["config"]  # fine-tuning keeps the network's shape

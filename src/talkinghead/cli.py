@@ -632,8 +632,15 @@ def corpus_command(
 def train_command(
     corpus: Annotated[Path | None, typer.Option(help="Synthetic corpus folder (talkinghead corpus).",
                                                 show_default=False)] = None,
-    videos: Annotated[Path | None, typer.Option(help="Folder of real talking videos.",
-                                                show_default=False)] = None,
+    videos: Annotated[list[Path] | None, typer.Option(
+        help="Real talking video, or a folder of them (repeat for more).", show_default=False)] = None,
+    video_cache: Annotated[Path | None, typer.Option(
+        help="Folder caching the motion extracted from --videos.", show_default=False)] = None,
+    init: Annotated[Path | None, typer.Option(help="Weights folder to start from (fine-tune).",
+                                              show_default=False)] = None,
+    real_fraction: Annotated[float, typer.Option(help="Share of windows from --videos when "
+                                                 "training on a corpus as well.", min=0, max=1)] = 0.5,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0)] = 1e-3,
     out: Annotated[Path, typer.Option("--out", help="Where weights and checkpoints go.")] = Path("weights"),
     steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 12000,
     batch_size: Annotated[int, typer.Option(help="Windows per step (per process).", min=1)] = 32,
@@ -658,13 +665,15 @@ def train_command(
 
         from talkinghead.train import TrainConfig, train
 
-        config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, threads=threads)
+        config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, threads=threads,
+                             real_fraction=real_fraction, lr=lr)
         bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=Console(stderr=True))
         with bars:
             task = bars.add_task("Training", total=steps, loss=float("nan"))
-            return train(corpus, out, config, videos=videos, command=command, resume=resume,
+            return train(corpus, out, config, videos=videos, video_cache=video_cache, init=init,
+                         command=command, resume=resume,
                          progress=lambda step, loss: bars.update(task, completed=step, loss=loss))
 
     manifest = _guard(run, debug=debug)

@@ -49,6 +49,7 @@ class Report:
     av_offset_frames: float | None  # (video - audio duration) in frames
     face_frames: float  # share of frames with a face
     # lip sync
+    mouth_std: float  # spread of the mouth opening, inter-ocular units
     corr_lag0: float | None  # mouth opening vs speech-band loudness, Pearson, at lag 0
     corr_best: float | None
     corr_best_lag_ms: float | None
@@ -261,7 +262,7 @@ def evaluate(video: Path, audio: Path | None = None, source: Path | None = None)
         video=str(video), frames=n, fps=fps, width=info.width, height=info.height,
         video_seconds=n / fps, audio_seconds=audio_seconds,
         av_offset_frames=None if audio_seconds is None else (n / fps - audio_seconds) * fps,
-        face_frames=float(has_face.mean()),
+        face_frames=float(has_face.mean()), mouth_std=float(np.nanstd(mouth_a)),
         corr_lag0=lip.get("corr_lag0"), corr_best=lip.get("corr_best"),
         corr_best_lag_ms=lip.get("corr_lag"), auc_lag0=lip.get("auc_lag0"),
         auc_best=lip.get("auc_best"), auc_best_lag_ms=lip.get("auc_lag"),

@@ -78,6 +78,7 @@ class SampleOptions:
     cfg_audio: float = 1.5  # guidance scale of the audio condition
     cfg_controls: float = 1.0  # guidance scale of the controls (gaze, distance, emotion)
     overlap: int = 10  # frames shared (and cross-faded) by consecutive windows
+    eta: float = 0.0  # fresh noise per DDIM step (0 deterministic, 1 ancestral)
 
 
 class MotionGenerator:
@@ -114,6 +115,11 @@ class MotionGenerator:
     def sample(self, features: AudioFeatures, controls: Controls, *, seed: int,
                options: SampleOptions = SampleOptions()) -> np.ndarray:
         """(T, D) motion for every frame of ``features``, around a neutral source."""
+        return self.sample_conditioning(audio_conditioning(features), controls, seed=seed, options=options)
+
+    def sample_conditioning(self, audio: np.ndarray, controls: Controls, *, seed: int,
+                            options: SampleOptions = SampleOptions()) -> np.ndarray:
+        """``sample`` from (T, A) audio conditioning (``audio_conditioning``) already made."""
         import torch
 
         from talkinghead.diffusion.guidance import guide, needs_branches
@@ -122,8 +128,7 @@ class MotionGenerator:
         from talkinghead.diffusion.windows import join, window_starts
 
         model, cfg, dev = self.model, self.model.config, self.device
-        n = features.n_frames
-        audio = audio_conditioning(features)  # (T, A)
+        n = len(audio)
         starts = window_starts(n, cfg.window, options.overlap)
         padded = np.concatenate([audio, np.repeat(audio[-1:], starts[-1] + cfg.window - n, axis=0)])
         out = np.zeros((n, cfg.motion_dim), np.float32)  # normalised motion
@@ -162,7 +167,8 @@ class MotionGenerator:
                              w_controls=options.cfg_controls)
 
             noise = torch.randn((1, cfg.window, cfg.motion_dim), generator=generator).to(dev)
-            chunk = sample_ddim(denoise, noise, ts)[0].cpu().numpy()  # (W, D)
+            chunk = sample_ddim(denoise, noise, ts, eta=options.eta, generator=generator)
+            chunk = chunk[0].cpu().numpy()  # (W, D)
             join(out, start, chunk, options.overlap, first=i == 0)
         mean, std = (t.cpu().numpy() for t in (model.motion_mean, model.motion_std))
         return out * std + mean

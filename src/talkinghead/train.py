@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.generator import MANIFEST_FILE, WEIGHTS_FILE, audio_conditioning, file_sha256
+from talkinghead.generator import MANIFEST_FILE, REPLACED, WEIGHTS_FILE, audio_conditioning, file_sha256
 from talkinghead.motionspace import EXPRESSION_NAMES, MOTION_NAMES, POSE_NAMES
 
 # Channels whose error counts double in the loss: what lip sync and blinks are judged on.
@@ -59,6 +59,7 @@ class TrainConfig:
     width: int = 160  # network width
     depth: int = 4  # transformer blocks
     slow_sigma: float = 1.5  # low-pass of the slow channels, frames (see MotionDiT)
+    real_fraction: float = 0.5  # share of windows from real videos when training on both
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def video_motion(video: Path, fps: float = TRAIN_FPS) -> tuple[np.ndarray, np.nd
     """(T, D) motion and (T, A) audio conditioning of a real talking video at ``fps``, or None
     without a face in most frames or without sound. Motion comes from the project's own
     encoder (``extract.extract_motion``: pose, all ARKit coefficients, gaze), made relative to
-    the video's median pose (so the median frame plays the source photo); features from its own
+    the video's median frame (so that frame plays the source photo; the mouth channels the
+    generator sets outright, ``generator.REPLACED``, stay absolute); features from its own
     audio front end."""
     from talkinghead.audio import audio_features, frame_count
     from talkinghead.errors import InputError
@@ -110,33 +112,84 @@ def video_motion(video: Path, fps: float = TRAIN_FPS) -> tuple[np.ndarray, np.nd
     source = extracted.motion
     n = frame_count(source.n_frames / source.fps, fps)
     table = retime(source, fps, n).to_array().astype(np.float64)  # pose 6, expression, gaze 2
-    table[:, :5] -= np.median(table[:, :5], axis=0)
+    relative = [i for i, name in enumerate(MOTION_NAMES) if i < 5 or (i >= len(POSE_NAMES)
+                and name not in REPLACED)]
+    table[:, relative] -= np.median(table[:, relative], axis=0)
     table[:, 5] /= np.median(table[:, 5])
     clip = AudioClip(video, sound.mean(axis=1).astype(np.float32), SAMPLE_RATE, sound.shape[1])
     return table.astype(np.float32), audio_conditioning(audio_features(clip, fps, n))
 
 
-def load_video_clips(folder: Path) -> list[TrainClip]:
-    """Real talking videos in ``folder`` as training clips (see ``video_motion``): gaze targets
-    and emotions are unknown, so those conditions are always dropped for them."""
-    clips = []
-    for video in sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
-        extracted = video_motion(video)
+EXTRACTION_VERSION = 2  # bump when video_motion's output changes: old cache entries are ignored
+
+
+def cached_video_motion(video: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``video_motion`` through a cache folder keyed by the video's SHA-256 (extraction takes
+    about as long as the video plays; training runs repeat it for the same files)."""
+    if cache is None:
+        return video_motion(video)
+    entry = cache / f"{file_sha256(video)}-v{EXTRACTION_VERSION}.npz"
+    if entry.is_file():
+        with np.load(entry) as data:
+            return (data["motion"], data["audio"]) if data["usable"] else None
+    extracted = video_motion(video)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = entry.with_suffix(".partial.npz")
+    motion, audio = extracted if extracted is not None else (np.zeros((0, 0)), np.zeros((0, 0)))
+    np.savez(partial, motion=motion, audio=audio, usable=extracted is not None)
+    partial.replace(entry)
+    return extracted
+
+
+def video_files(paths: list[Path]) -> list[Path]:
+    """Every video among ``paths`` (files, or folders whose videos are taken), sorted by name."""
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += [p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES]
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ValueError(f"{path}: no such video file or folder")
+    return sorted(set(found), key=lambda p: (p.name, str(p)))
+
+
+def load_video_clips(paths: list[Path], cache: Path | None = None) -> tuple[list[TrainClip], list[dict]]:
+    """Real talking videos (files or folders of them) as training clips (see ``video_motion``),
+    and a record of each file used (name, SHA-256, seconds). Gaze targets and emotions are
+    unknown, so those conditions are always dropped for them."""
+    clips, used = [], []
+    for video in video_files(paths):
+        extracted = cached_video_motion(video, cache)
         if extracted is not None:
             motion, audio = extracted
             controls = np.zeros(8, np.float32)
             controls[2] = 1.0
             clips.append(TrainClip(audio, motion, controls, gaze_given=False, emotion_given=False))
+            used.append({"file": video.name, "sha256": file_sha256(video),
+                         "seconds": round(len(motion) / TRAIN_FPS, 2)})
     if not clips:
-        raise ValueError(f"no usable talking videos (with a face and sound) in {folder}")
-    return clips
+        raise ValueError("no usable talking videos (with a face and sound) in "
+                         + ", ".join(str(p) for p in paths))
+    return clips, used
+
+
+def clip_probabilities(clips: list[TrainClip], real_fraction: float) -> np.ndarray:
+    """How often each clip is drawn: by length, with real videos (clips without a gaze
+    target) drawn ``real_fraction`` of the time when there are both kinds."""
+    lengths = np.array([len(c.motion) for c in clips], np.float64)
+    real = np.array([not c.gaze_given for c in clips])
+    if real.all() or not real.any():
+        return lengths / lengths.sum()
+    return np.where(real, real_fraction * lengths / lengths[real].sum(),
+                    (1 - real_fraction) * lengths / lengths[~real].sum())
 
 
 def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, window: int, context: int,
-             mean: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
-    """A batch of random windows, normalised, with context frames and a loss mask."""
-    lengths = np.array([len(c.motion) for c in clips], np.float64)
-    chosen = rng.choice(len(clips), size=batch, p=lengths / lengths.sum())
+             mean: np.ndarray, std: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """A batch of random windows (clip ``i`` drawn with probability ``p[i]``), normalised, with
+    context frames and a loss mask."""
+    chosen = rng.choice(len(clips), size=batch, p=p)
     d, a = clips[0].motion.shape[1], clips[0].audio.shape[1]
     out = {"x0": np.zeros((batch, window, d), np.float32),
            "audio": np.zeros((batch, window, a), np.float32),
@@ -164,10 +217,12 @@ def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, windo
     return out
 
 
-def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path | None = None,
-          command: str = "", progress: Callable[[int, float], None] | None = None,
-          resume: bool = False) -> dict:
-    """Train and export weights into ``out``; returns the manifest."""
+def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: list[Path] | None = None,
+          video_cache: Path | None = None, init: Path | None = None, command: str = "",
+          progress: Callable[[int, float], None] | None = None, resume: bool = False) -> dict:
+    """Train and export weights into ``out``; returns the manifest. ``videos`` are real
+    talking videos (files or folders), ``init`` a weights folder to start from (fine-tuning:
+    its motion normalisation is kept)."""
     import torch
     import torch.nn.functional as F
 
@@ -187,20 +242,33 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
     rng = np.random.default_rng([config.seed, rank])
 
     clips, summary = load_corpus_clips(corpus) if corpus else ([], {})
-    if videos is not None:
-        clips += load_video_clips(videos)
+    used_videos: list[dict] = []
+    if videos:
+        real_clips, used_videos = load_video_clips(videos, video_cache)
+        clips += real_clips
     if not clips:
-        raise ValueError("nothing to train on: give a corpus folder or a folder of videos")
-    frames = np.concatenate([c.motion for c in clips])
-    mean = frames.mean(axis=0)
-    std = np.maximum(frames.std(axis=0), 0.02)
-    model_config = MotionDiTConfig(motion_dim=len(MOTION_NAMES), audio_dim=clips[0].audio.shape[1],
-                                   width=config.width, depth=config.depth, slow=slow_channels(),
-                                   slow_sigma=config.slow_sigma)
-    model = MotionDiT(model_config).to(device)
-    model.motion_mean.copy_(torch.from_numpy(mean))
-    model.motion_std.copy_(torch.from_numpy(std))
-    ema = copy.deepcopy(model).eval()
+        raise ValueError("nothing to train on: give a corpus folder or real videos")
+    p = clip_probabilities(clips, config.real_fraction)
+    if init is not None:
+        from talkinghead.generator import MotionGenerator
+
+        model = MotionGenerator.load(init).model.train().to(device)
+        model_config = model.config
+        mean, std = (b.detach().cpu().numpy() for b in (model.motion_mean, model.motion_std))
+    else:
+        frames = np.concatenate([c.motion for c in clips])
+        mean = frames.mean(axis=0)
+        std = np.maximum(frames.std(axis=0), 0.02)
+        model_config = MotionDiTConfig(motion_dim=len(MOTION_NAMES), audio_dim=clips[0].audio.shape[1],
+                                       width=config.width, depth=config.depth, slow=slow_channels(),
+                                       slow_sigma=config.slow_sigma)
+        model = MotionDiT(model_config).to(device)
+        model.motion_mean.copy_(torch.from_numpy(mean))
+        model.motion_std.copy_(torch.from_numpy(std))
+    net = model
+    if distributed:  # broadcasts rank 0's initial weights to every process
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    ema = copy.deepcopy(model).eval()  # after the broadcast: the same average on every rank
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
@@ -212,9 +280,6 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
         optimiser.load_state_dict(state["optimiser"])
         start_step, history = state["step"], state["history"]
         rng = np.random.default_rng([config.seed, rank, start_step])
-    net = model
-    if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model)
 
     weights = torch.ones(len(MOTION_NAMES), device=device)
     for name in WEIGHTED_CHANNELS:
@@ -227,7 +292,7 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
         for group in optimiser.param_groups:
             group["lr"] = lr
         batch = {key: torch.from_numpy(v).to(device) for key, v in
-                 _windows(clips, rng, config.batch_size, w, k, mean, std).items()}
+                 _windows(clips, rng, config.batch_size, w, k, mean, std, p).items()}
         bsz = config.batch_size
         x0 = batch["x0"]  # (B, W, D)
         t = torch.rand(bsz, device=device)
@@ -256,7 +321,7 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
                 pe.lerp_(pm, 1 - decay)
         value = float(total.detach())
         running = value if running is None else 0.98 * running + 0.02 * value
-        if (step + 1) % 50 == 0:
+        if step == 0 or (step + 1) % 50 == 0:
             history.append({"step": step + 1, "loss": round(running, 5),
                             "seconds": round(time.perf_counter() - started, 1)})
         if progress and rank == 0:
@@ -265,11 +330,23 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
                         "optimiser": optimiser.state_dict(), "step": step + 1, "history": history},
                        checkpoint)
+    # Every process must end with the same weights (DDP averages gradients): a checksum of
+    # each rank's averaged weights goes into the manifest, and a mismatch is an error.
+    checksums = [_checksum(ema)]
+    if distributed:
+        import torch.distributed as dist
+
+        checksums = [None] * world_size
+        dist.all_gather_object(checksums, _checksum(ema))
+        if len(set(checksums)) > 1:
+            raise RuntimeError(f"processes ended with different weights: checksums {checksums}")
     manifest = {}
     if rank == 0:
         manifest = export_weights(ema, out, command=command, corpus_summary=summary,
-                                  train_config={**asdict(config), "world_size": world_size},
-                                  history=history)
+                                  train_config={**asdict(config), "world_size": world_size,
+                                                "rank_checksums": checksums},
+                                  history=history, videos=used_videos,
+                                  init=_init_record(init))
     if distributed:
         import torch.distributed as dist
 
@@ -277,8 +354,22 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: Path |
     return manifest
 
 
+def _checksum(model) -> float:
+    return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+
+def _init_record(init: Path | None) -> dict | None:
+    """What fine-tuning started from: the weights' SHA-256 and how they were made."""
+    if init is None:
+        return None
+    manifest = json.loads((init / MANIFEST_FILE).read_text())
+    return {"sha256": manifest["files"][WEIGHTS_FILE]["sha256"], "command": manifest.get("command"),
+            "corpus": manifest.get("corpus"), "videos": manifest.get("videos", [])}
+
+
 def export_weights(model, out: Path, *, command: str, corpus_summary: dict, train_config: dict,
-                   history: list[dict]) -> dict:
+                   history: list[dict], videos: list[dict] | None = None,
+                   init: dict | None = None) -> dict:
     """Write ``model`` as safetensors and MANIFEST.json (SHA-256, size, how it was made)."""
     from safetensors.torch import save_file
 
@@ -292,6 +383,8 @@ def export_weights(model, out: Path, *, command: str, corpus_summary: dict, trai
         "fps": TRAIN_FPS,
         "command": command,
         "corpus": {k: corpus_summary.get(k) for k in ("seed", "minutes", "clips", "seconds", "command")},
+        "videos": videos or [],
+        "init": init,
         "train": train_config,
         "loss_history": history,
     }

@@ -1,7 +1,9 @@
-"""Few-step deterministic sampler (DDIM, eta = 0) over a denoiser that predicts clean data.
+"""Few-step DDIM sampler over a denoiser that predicts clean data.
 
 ``denoise(x, t)`` returns the clean estimate for noisy ``x`` at noise level ``t`` (a float);
-guidance and conditioning are wrapped into it by the caller.
+guidance and conditioning are wrapped into it by the caller. ``eta`` = 0 is the deterministic
+sampler; ``eta`` = 1 re-draws at each step the share of noise that DDPM's ancestral sampler
+would (``bench/spread.py`` measures what each does to the spread of the motion).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from talkinghead.diffusion.schedule import alpha_sigma
 
 @torch.no_grad()
 def sample_ddim(denoise: Callable[[torch.Tensor, float], torch.Tensor], noise: torch.Tensor,
-                ts: torch.Tensor) -> torch.Tensor:
+                ts: torch.Tensor, *, eta: float = 0.0, generator: torch.Generator | None = None
+                ) -> torch.Tensor:
     """Walk ``noise`` (at ts[0] = 1) down the noise levels ``ts`` to clean data."""
     x = noise
     for t, t_next in zip(ts[:-1].tolist(), ts[1:].tolist(), strict=True):
@@ -23,5 +26,11 @@ def sample_ddim(denoise: Callable[[torch.Tensor, float], torch.Tensor], noise: t
         a, s = alpha_sigma(torch.tensor(t))
         a_next, s_next = alpha_sigma(torch.tensor(t_next))
         eps = (x - a * x0) / s.clamp_min(1e-4)
-        x = a_next * x0 + s_next * eps
+        fresh = 0.0
+        if eta > 0 and t_next > 0:
+            fresh = eta * (s_next / s.clamp_min(1e-4)) * torch.sqrt(
+                (1 - (a / a_next.clamp_min(1e-4)) ** 2).clamp_min(0.0))
+        x = a_next * x0 + torch.sqrt((s_next**2 - fresh**2).clamp_min(0.0)) * eps
+        if eta > 0 and t_next > 0:
+            x = x + fresh * torch.randn(x.shape, generator=generator).to(x.device)
     return x

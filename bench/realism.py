@@ -1,0 +1,166 @@
+"""Real versus generated motion: every realdata val video's frame 0 speaking its own audio.
+
+    python bench/realism.py [--realdata ../shared/realdata] [--split val] [--out out/realism]
+                            [--generators baseline=baseline,shipped=weights] [--size 256]
+                            [--only r03,r19] [--reuse] [--sheet]
+
+For each video of the split: frame 0 becomes the photo, the video's own sound the speech;
+each generator (``label=baseline`` for the rule-based motion, ``label=DIR`` for diffusion
+weights in DIR) renders it with seed 0. The real video and every render are measured by the same
+instruments: ``talkinghead eval`` (head pose sd, rotation per frame, mouth-opening sd, best
+lip lag, vowel/bilabial AUC at lag 0, blinks, jitter) and the motion encoder
+(``extract_motion``), whose 2 s windows of pose and expression spread and speed give a
+Frechet distance between all real and all generated windows.
+
+Prints a per-video table and the medians of the ratios generated / real; writes realism.json
+(and with --sheet, contact_sheet.png: real frames beside each generator's, for looking at
+locally; realdata footage must not be copied into the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkinghead.config import RenderConfig
+from talkinghead.evaluate import evaluate
+from talkinghead.extract import extract_motion
+from talkinghead.motionfile import retime
+from talkinghead.motionstats import frechet_distance, window_features
+from talkinghead.pipeline import render
+
+ROOT = Path(__file__).resolve().parents[1]
+FPS = 25.0
+RATIOS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "mouth_std")
+LEVELS = ("corr_best_lag_ms", "auc_lag0", "blinks_per_min", "blink_ms", "jitter")
+
+
+def split_videos(realdata: Path, split: str) -> list[Path]:
+    with (realdata / "MANIFEST.tsv").open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [realdata / "videos" / f"{r['id']}.mp4" for r in rows if r["split"] == split]
+
+
+def first_frame(video: Path, out: Path) -> Path:
+    if not out.exists():
+        capture = cv2.VideoCapture(str(video))
+        ok, frame = capture.read()
+        capture.release()
+        if not ok:
+            raise RuntimeError(f"{video}: no frame")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out), frame)
+    return out
+
+
+def measure(video: Path, audio: Path, cache: Path) -> dict:
+    """eval's report and the motion windows of ``video``, cached as JSON beside it."""
+    if cache.exists():
+        return json.loads(cache.read_text())
+    report = evaluate(video, audio=audio).as_dict()
+    extracted = extract_motion(video).motion
+    n = round(extracted.n_frames / extracted.fps * FPS)
+    table = retime(extracted, FPS, n).to_array()
+    result = {"eval": report, "windows": window_features(table, FPS).tolist()}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(result))
+    return result
+
+
+def contact_sheet(rows: list[tuple[str, list[Path]]], out: Path, times=(0.25, 0.5, 0.75)) -> None:
+    """One row per (video, time): the real frame, then each render's, 192 px each."""
+    tiles = []
+    for _, videos in rows:
+        for t in times:
+            row = []
+            for video in videos:
+                capture = cv2.VideoCapture(str(video))
+                count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+                capture.set(cv2.CAP_PROP_POS_FRAMES, int(t * count))
+                ok, frame = capture.read()
+                capture.release()
+                row.append(cv2.resize(frame, (192, 192)) if ok else np.zeros((192, 192, 3), np.uint8))
+            tiles.append(np.hstack(row))
+    cv2.imwrite(str(out), np.vstack(tiles))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--realdata", type=Path, default=ROOT.parent / "shared" / "realdata")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "realism")
+    parser.add_argument("--generators", default="baseline=baseline,shipped=weights",
+                        help="comma-separated label=baseline or label=WEIGHTS_DIR")
+    parser.add_argument("--size", type=int, default=256, help="render side, pixels")
+    parser.add_argument("--only", default="", help="comma-separated video id prefixes")
+    parser.add_argument("--reuse", action="store_true", help="keep renders and measures already made")
+    parser.add_argument("--sheet", action="store_true", help="write contact_sheet.png")
+    args = parser.parse_args()
+    videos = split_videos(args.realdata, args.split)
+    if args.only:
+        videos = [v for v in videos if any(v.name.startswith(p) for p in args.only.split(","))]
+    generators = dict(spec.split("=", 1) for spec in args.generators.split(","))
+    results: dict = {"videos": {}, "medians": {}, "frechet": {}, "generators": generators}
+    windows: dict[str, list] = {"real": []}
+    sheet_rows = []
+    for video in videos:
+        name = video.stem.split("_")[0]
+        photo = first_frame(video, args.out / "frames" / f"{name}.png")
+        cache = args.out / "measures"
+        if not args.reuse:
+            for stale in cache.glob(f"{name}-*.json"):
+                if not stale.name.endswith("-real.json"):
+                    stale.unlink()
+        real = measure(video, video, cache / f"{name}-real.json")
+        windows["real"] += real["windows"]
+        row = {"real": {k: real["eval"][k] for k in RATIOS + LEVELS}}
+        rendered = [video]
+        for label, spec in generators.items():
+            out = args.out / label / f"{name}.mp4"
+            if not (args.reuse and out.exists()):
+                config = RenderConfig(motion="baseline" if spec == "baseline" else "diffusion",
+                                      weights=Path(spec) if spec != "baseline" else RenderConfig().weights,
+                                      device="cpu", size=args.size, seed=0)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                render(photo, video, out, config, force=True)
+            made = measure(out, video, cache / f"{name}-{label}.json")
+            windows.setdefault(label, []).extend(made["windows"])
+            row[label] = {k: made["eval"][k] for k in RATIOS + LEVELS}
+            row[label].update({f"{k}_ratio": made["eval"][k] / max(real["eval"][k], 1e-9) for k in RATIOS})
+            rendered.append(out)
+        results["videos"][name] = row
+        sheet_rows.append((name, rendered))
+        print(name, json.dumps(row), flush=True)
+
+    real_windows = np.array(windows["real"])
+    for label in generators:
+        rows = [r[label] for r in results["videos"].values()]
+        med = {f"{k}_ratio": float(np.median([r[f"{k}_ratio"] for r in rows])) for k in RATIOS}
+        for k in LEVELS:
+            values = [r[k] for r in rows if r[k] is not None]
+            med[k] = float(np.median(values)) if values else None
+        results["medians"][label] = med
+        results["frechet"][label] = frechet_distance(real_windows, np.array(windows[label]))
+    real_rows = [r["real"] for r in results["videos"].values()]
+    results["medians"]["real"] = {k: float(np.median([r[k] for r in real_rows if r[k] is not None]))
+                                  for k in LEVELS if any(r[k] is not None for r in real_rows)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "realism.json").write_text(json.dumps(results, indent=1) + "\n")
+    keys = [f"{k}_ratio" for k in RATIOS] + list(LEVELS)
+    print(f"\nmedians over {len(videos)} {args.split} videos")
+    print(f"{'':10s}" + "".join(f"{k:>22s}" for k in keys) + f"{'frechet':>10s}")
+    for label, med in results["medians"].items():
+        cells = "".join(f"{med[k]:22.3g}" if med.get(k) is not None else f"{'-':>22s}" for k in keys)
+        fd = results["frechet"].get(label)
+        print(f"{label:10s}{cells}" + (f"{fd:10.3g}" if fd is not None else ""))
+    if args.sheet:
+        contact_sheet(sheet_rows, args.out / "contact_sheet.png")
+
+
+if __name__ == "__main__":
+    main()
