@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint bench bench-full reference reenactment sheets examples corpus weights clean
+.PHONY: setup demo test test-fast lint bench bench-full reference reenactment sheets examples corpus weights weights-real realism clean
 
 setup: $(STAMP)
 
@@ -52,9 +52,9 @@ sheets: demo
 examples: setup
 	$(BIN)/python examples/make_examples.py
 
-# The synthetic training corpus and the default motion weights made from it (about 20 minutes
-# on 2 CPU cores; one torch thread: more threads are slower on a busy machine).
-# weights/MANIFEST.json records the exact commands and the corpus seed.
+# The default motion weights: MotionDiT trained on the synthetic corpus (about 15 minutes for
+# the corpus and 80 for training on 2 CPU cores). weights/MANIFEST.json records the exact
+# commands and the corpus seed.
 CORPUS_SEED ?= 0
 CORPUS_MINUTES ?= 120
 corpus: setup
@@ -62,6 +62,19 @@ corpus: setup
 
 weights: corpus
 	$(BIN)/talkinghead train --corpus out/corpus --out weights --steps 12000 --threads 2
+
+# The shipped weights fine-tuned on the train split of ../shared/realdata (motion from the
+# project's own encoder, cached in out/video-cache; about 20 minutes on 2 cores). Measured in
+# the README ("Realism"); not shipped yet.
+REALDATA ?= ../shared/realdata
+TRAIN_VIDEOS = $(shell awk -F'\t' 'NR > 1 && $$NF == "train" {print "$(REALDATA)/videos/" $$1 ".mp4"}' $(REALDATA)/MANIFEST.tsv)
+weights-real: setup
+	$(BIN)/talkinghead train --init weights $(addprefix --videos ,$(TRAIN_VIDEOS)) \
+		--video-cache out/video-cache --out out/weights-real --steps 2000 --lr 3e-4 --threads 2
+
+# Real against generated motion on the realdata val speakers (README, "Realism").
+realism: setup
+	$(BIN)/python bench/realism.py --generators baseline=baseline,shipped=weights --sheet
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

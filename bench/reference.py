@@ -1,9 +1,11 @@
 """Reference table: `talkinghead eval` on real talking videos next to talkinghead's renders.
 
     python bench/reference.py [--devdata ../shared/devdata] [--out out/reference]
+                              [--motion baseline|diffusion]
 
 Real rows: each video in devdata/videos, measured with its own audio. Render rows: every
-devdata portrait speaking each devdata audio clip (512x512, seed 0), measured with the clip
+devdata portrait speaking each devdata audio clip (512x512, seed 0, the --motion generator:
+baseline unless told), measured with the clip
 and the portrait as source, averaged over the portraits. Writes reference.md (the README's
 table) and reference.json (every measurement).
 """
@@ -46,6 +48,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devdata", type=Path, default=ROOT.parent / "shared" / "devdata")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "reference")
+    parser.add_argument("--motion", choices=("baseline", "diffusion"), default="baseline",
+                        help="the motion generator of the render rows (the README's table: baseline)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, list[dict]]] = []
@@ -58,7 +62,7 @@ def main() -> None:
         print(f"measured {video.name}", flush=True)
 
     portraits = sorted((args.devdata / "portraits").iterdir())
-    config = RenderConfig()
+    config = RenderConfig(motion=args.motion)
     with tempfile.TemporaryDirectory() as tmp:
         for audio in sorted((args.devdata / "audio").iterdir()):
             reports = []
@@ -67,10 +71,10 @@ def main() -> None:
                 render(photo, audio, out, config, force=True)
                 reports.append(evaluate(out, audio=audio, source=photo).as_dict())
                 print(f"rendered and measured {out.name}", flush=True)
-            rows.append((f"talkinghead: {audio.stem} ({len(portraits)} portraits)", reports))
+            rows.append((f"talkinghead {args.motion}: {audio.stem} ({len(portraits)} portraits)", reports))
             everything[audio.name] = reports
     all_renders = [r for name, group in rows if name.startswith("talkinghead") for r in group]
-    rows.append((f"talkinghead: all {len(all_renders)} renders", all_renders))
+    rows.append((f"talkinghead {args.motion}: all {len(all_renders)} renders", all_renders))
 
     header = "| | " + " | ".join(label for _, label, _ in COLUMNS) + " |"
     lines = [header, "|---" * (len(COLUMNS) + 1) + "|"]

@@ -120,7 +120,7 @@ def video_motion(video: Path, fps: float = TRAIN_FPS) -> tuple[np.ndarray, np.nd
     return table.astype(np.float32), audio_conditioning(audio_features(clip, fps, n))
 
 
-EXTRACTION_VERSION = 2  # bump when video_motion's output changes: old cache entries are ignored
+EXTRACTION_VERSION = 3  # bump when video_motion's output changes: old cache entries are ignored
 
 
 def cached_video_motion(video: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
