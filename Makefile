@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint bench bench-full reference reenactment sheets examples corpus weights weights-real realism clean
+.PHONY: setup demo test test-fast lint bench bench-full reference reenactment sheets examples corpus weights weights-real calibrate realism clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,10 @@ TRAIN_VIDEOS = $(shell awk -F'\t' 'NR > 1 && $$NF == "train" {print "$(REALDATA)
 weights-real: setup
 	$(BIN)/talkinghead train --init weights $(addprefix --videos ,$(TRAIN_VIDEOS)) \
 		--video-cache out/video-cache --out out/weights-real --steps 2000 --lr 3e-4 --threads 2
+
+# The corpus's motion scales measured against the realdata train split (refines the file).
+calibrate: setup
+	$(BIN)/python bench/calibrate.py --current bench/corpus-calibration.json
 
 # Real against generated motion on the realdata val speakers (README, "Realism").
 realism: setup

@@ -81,3 +81,20 @@ def test_head_noise_keeps_its_scale_on_clips_shorter_than_its_timescale():
     assert 0.9 < _noise(rng, 20_000, 60.0, 1).std() < 1.1
     starts = np.array([_noise(rng, 30, 60.0, 1)[0, 0] for _ in range(400)])  # 30 frames, 2.4 s scale
     assert 0.85 < starts.std() < 1.15 and np.abs(starts).max() < 4.5
+
+
+def test_calibration_scales_the_motion_and_the_default_changes_nothing(monkeypatch):
+    pytest.importorskip("espeakng_loader")
+    from talkinghead import corpus
+    from talkinghead.corpus import Calibration, make_clips
+
+    _, plain, _, _ = next(make_clips(5, [0]))
+    monkeypatch.setattr(corpus, "CALIBRATION", Calibration())
+    _, default, _, _ = next(make_clips(5, [0]))
+    np.testing.assert_array_equal(plain, default)  # the corpus the shipped weights learned
+    monkeypatch.setattr(corpus, "CALIBRATION", Calibration(head_scale=(2.0, 1.0, 0.5), jaw_scale=0.5))
+    _, scaled, _, _ = next(make_clips(5, [0]))
+    assert scaled[:, 0].std() == pytest.approx(2.0 * plain[:, 0].std(), rel=1e-4)
+    assert scaled[:, 2].std() == pytest.approx(0.5 * plain[:, 2].std(), rel=1e-4)
+    jaw = 6 + expression_index("jawOpen")
+    assert scaled[:, jaw].max() < 0.6 * plain[:, jaw].max()

@@ -606,6 +606,8 @@ def corpus_command(
     minutes: Annotated[float, typer.Option(help="Minutes of speech to generate.", min=0.1)] = 30.0,
     workers: Annotated[int, typer.Option(help="Processes (the corpus is the same for any).",
                                          min=1)] = 1,
+    calibration: Annotated[Path | None, typer.Option(
+        help="Motion scales measured on real videos (bench/calibrate.py).", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> None:
     """Generate the synthetic training corpus: espeak-ng speech with motion from its phonemes."""
@@ -614,7 +616,7 @@ def corpus_command(
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from talkinghead.corpus import generate_corpus
+        from talkinghead.corpus import Calibration, generate_corpus
 
         bars = Progress(TextColumn("{task.description:<22}"), BarColumn(),
                         TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
@@ -622,7 +624,8 @@ def corpus_command(
         with bars:
             task = bars.add_task("Synthesizing speech", total=minutes * 60)
             return generate_corpus(out, seed=seed, minutes=minutes, workers=workers,
-                                   progress=lambda seconds: bars.advance(task, seconds))
+                                   progress=lambda seconds: bars.advance(task, seconds),
+                                   calibration=Calibration.load(calibration) if calibration else None)
 
     summary = _guard(run, debug=debug)
     print(json.dumps(summary))

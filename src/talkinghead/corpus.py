@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,27 @@ from talkinghead.motionspace import (
 
 FPS = 25.0
 ANTICIPATION = 0.03  # seconds: the lips reach a viseme this much before its sound
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Scales of the corpus's hand-set motion, measured against real videos by
+    ``bench/calibrate.py`` (``talkinghead corpus --calibration FILE``); the default changes
+    nothing (it makes the corpus the shipped weights were trained on)."""
+
+    head_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)  # yaw, pitch, roll movement
+    jaw_scale: float = 1.0  # the jaw's articulation
+    blink_rate_scale: float = 1.0
+    blink_length_scale: float = 1.0
+    anticipation_s: float = ANTICIPATION  # the lips' lead over the sound
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        data = json.loads(Path(path).read_text())
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["calibration"].items()})
+
+
+CALIBRATION = Calibration()  # what clips are made with (set by generate_corpus; forks inherit it)
 
 # Word lists: enough to make varied, pronounceable sentences in each voice's language.
 WORDS: dict[str, str] = {
@@ -174,7 +195,7 @@ def _viseme_target(kind: str, stressed: bool) -> np.ndarray:
 def lip_motion(phonemes: list[Phoneme], n_frames: int, fps: float, *, articulation: float = 1.0
                ) -> np.ndarray:
     """(T, E) mouth coefficients from phonemes by dominance-weighted coarticulation."""
-    times = (np.arange(n_frames) + 0.5) / fps + ANTICIPATION  # (T,)
+    times = (np.arange(n_frames) + 0.5) / fps + CALIBRATION.anticipation_s  # (T,)
     weights = np.full(n_frames, 1e-4)
     total = np.zeros((n_frames, len(VISEME_CHANNELS)))
     for ph in phonemes:
@@ -190,7 +211,8 @@ def lip_motion(phonemes: list[Phoneme], n_frames: int, fps: float, *, articulati
     # A bilabial shorter than a frame can fall between frame centres: its nearest frame closes.
     for ph in phonemes:
         if ph.kind == "bilabial":
-            k = int(np.clip(np.floor((0.5 * (ph.start + ph.end) - ANTICIPATION) * fps), 0, n_frames - 1))
+            lead = CALIBRATION.anticipation_s
+            k = int(np.clip(np.floor((0.5 * (ph.start + ph.end) - lead) * fps), 0, n_frames - 1))
             visemes[k, 0] = min(visemes[k, 0], 0.03)
             for side in ("Left", "Right"):
                 i = VISEME_CHANNELS.index(f"mouthPress{side}")
@@ -332,7 +354,7 @@ def clip_motion(clip: Clip, features: AudioFeatures, rng: np.random.Generator
     energy = (1 + (EMOTION_ENERGY[clip.emotion] - 1) * clip.intensity) * rng.uniform(0.6, 1.4)
     jaw_factor = (1 + (EMOTION_VOICE[clip.emotion][3] - 1) * clip.intensity) * rng.uniform(0.75, 1.25)
 
-    expression = lip_motion(clip.phonemes, n, fps, articulation=jaw_factor)
+    expression = lip_motion(clip.phonemes, n, fps, articulation=jaw_factor * CALIBRATION.jaw_scale)
     emotion = emotion_offsets(clip.emotion, clip.intensity) * rng.uniform(0.8, 1.1)
     expression += emotion[None, :] * (0.85 + 0.15 * speaking[:, None])
     brow = rng.uniform(0.2, 0.5) * _smooth(accent, 3.0)
@@ -352,6 +374,7 @@ def clip_motion(clip: Clip, features: AudioFeatures, rng: np.random.Generator
            + HEAD_SWAY_DEG * _noise(rng, n, 0.5 * fps, 3) * (0.4 + 0.6 * speaking[:, None])
            + HEAD_FAST_DEG * _noise(rng, n, 0.1 * fps, 3) * activity[:, None]) * energy
     rot[:, 1] -= 2.0 * energy * _smooth(accent, 2.0)  # nods on accents
+    rot *= np.asarray(CALIBRATION.head_scale)
     rot[:, 1] += EMOTION_PITCH[clip.emotion] * clip.intensity
     pose[:, :3] = rot
     pose[:, 3] = 0.005 * rot[:, 0] + 0.01 * _noise(rng, n, 1.5 * fps, 1)[:, 0]
@@ -371,10 +394,11 @@ def clip_motion(clip: Clip, features: AudioFeatures, rng: np.random.Generator
 
 def _blink_track(n: int, fps: float, pause_onset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(T,) eyeBlink: seeded blinks (10-45 a minute per clip), each about 200-330 ms long."""
-    per_minute = float(np.clip(rng.lognormal(np.log(20), 0.45), 8, 45))
+    per_minute = float(np.clip(rng.lognormal(np.log(20), 0.45), 8, 45)) * CALIBRATION.blink_rate_scale
     rate = per_minute / 60.0 * np.where(pause_onset, 5.0, 1.0)
+    scale = CALIBRATION.blink_length_scale
     return blink_track(n, fps, rate, 0.8, rng, lambda: (
-        rng.uniform(0.06, 0.09), rng.uniform(0.02, 0.07), rng.uniform(0.1, 0.17)))
+        scale * rng.uniform(0.06, 0.09), scale * rng.uniform(0.02, 0.07), scale * rng.uniform(0.1, 0.17)))
 
 
 def _gaze_track(n: int, fps: float, target: np.ndarray, quiet: np.ndarray,
@@ -443,8 +467,10 @@ def make_clips(seed: int, indices: range | list[int], workers: int = 1) -> Itera
 
 
 def generate_corpus(out: Path, *, seed: int = 0, minutes: float = 30.0, shard_minutes: float = 5.0,
-                    workers: int = 1, progress: Callable[[float], None] | None = None) -> dict:
+                    workers: int = 1, progress: Callable[[float], None] | None = None,
+                    calibration: Calibration | None = None) -> dict:
     """Write about ``minutes`` of clips into ``out`` as shards; returns the corpus summary.
+    ``calibration`` (default: none) scales the hand-set motion (see ``Calibration``).
 
     Clip k of seed s is always the same clip; the corpus is clips 0, 1, ... until it is long
     enough, cut into shards of about ``shard_minutes``.
@@ -453,6 +479,8 @@ def generate_corpus(out: Path, *, seed: int = 0, minutes: float = 30.0, shard_mi
     for old in out.glob("shard-*.npz"):
         old.unlink()
     shard, total, metas, parts, shard_seconds = 0, 0.0, [], [], 0.0
+    global CALIBRATION
+    CALIBRATION = calibration or Calibration()
 
     def flush() -> None:
         nonlocal shard, parts, shard_seconds
@@ -485,7 +513,8 @@ def generate_corpus(out: Path, *, seed: int = 0, minutes: float = 30.0, shard_mi
                "languages": sorted({m["language"] for m in metas}),
                "voices": len({m["voice"] for m in metas}),
                "emotions": {e: sum(m["emotion"] == e for m in metas) for e in EMOTIONS},
-               "statistics": corpus_statistics(motions, FPS)}
+               "statistics": corpus_statistics(motions, FPS),
+               "calibration": asdict(CALIBRATION)}
     (out / "corpus.json").write_text(json.dumps(summary, indent=1))
     return summary
 
