@@ -1,5 +1,6 @@
-"""Training the motion generator: MotionDiT on the synthetic corpus and/or a folder of real
-talking videos (``load_video_clips``), single process or torchrun DDP.
+"""Training the motion generator: MotionDiT on the synthetic corpus and/or real talking
+videos (``load_video_clips``), from scratch or fine-tuning existing weights, single process or
+torchrun DDP.
 
 Steps of ``train``:
 1. clips -> (audio conditioning, motion, controls) per clip; motion mean and std over all frames;
@@ -125,7 +126,7 @@ EXTRACTION_VERSION = 3  # bump when video_motion's output changes: old cache ent
 
 def cached_video_motion(video: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
     """``video_motion`` through a cache folder keyed by the video's SHA-256 (extraction takes
-    about as long as the video plays; training runs repeat it for the same files)."""
+    about a quarter of the video's length on 2 cores, and training runs repeat the same files)."""
     if cache is None:
         return video_motion(video)
     entry = cache / f"{file_sha256(video)}-v{EXTRACTION_VERSION}.npz"
