@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint bench bench-full reference reenactment sheets examples corpus weights weights-real calibrate realism clean
+.PHONY: setup demo test test-fast lint bench bench-full reference reenactment sheets examples corpus weights weights-real weights-mixed calibrate realism clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,15 @@ TRAIN_VIDEOS = $(shell awk -F'\t' 'NR > 1 && $$NF == "train" {print "$(REALDATA)
 weights-real: setup
 	$(BIN)/talkinghead train --init weights $(addprefix --videos ,$(TRAIN_VIDEOS)) \
 		--video-cache out/video-cache --out out/weights-real --steps 2000 --lr 3e-4 --threads 2
+
+# The same fine-tune with a calibrated synthetic corpus mixed in (half the windows): keeps whole
+# blinks (README, "Realism"; not shipped).
+weights-mixed: setup
+	$(BIN)/talkinghead corpus --out out/corpus-cal --seed 0 --minutes 20 --workers 2 \
+		--calibration bench/corpus-calibration.json
+	$(BIN)/talkinghead train --init weights --corpus out/corpus-cal --real-fraction 0.5 \
+		$(addprefix --videos ,$(TRAIN_VIDEOS)) --video-cache out/video-cache --out out/weights-mixed \
+		--steps 2000 --lr 3e-4 --threads 2
 
 # The corpus's motion scales measured against the realdata train split (refines the file).
 calibrate: setup
