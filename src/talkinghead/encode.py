@@ -100,9 +100,7 @@ def estimate_expression(vertices: np.ndarray, head: fm.HeadFrame, rig: np.ndarra
     put("jawOpen", float(v[14, 1] - v[13, 1]) / per_unit("jawOpen", 14, 1))
     for side, upper, lower in (("Left", fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER),
                                ("Right", fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)):
-        width = float(np.linalg.norm(v[upper[0], :2] - v[upper[-1], :2]))
-        opening = float(np.mean(v[list(lower[2:-2]), 1] - v[list(upper[2:-2]), 1]))
-        ratio = opening / (OPEN_EYE_RATIO * width)
+        ratio = lid_gap(v, upper, lower) / OPEN_EYE_RATIO
         put(f"eyeBlink{side}", min(1.0 - ratio, 0.9))
         put(f"eyeWide{side}", (ratio - 1.0 - EYE_WIDE_BAND) / 0.25)  # the rig's wide: +25 % per unit
 
@@ -118,6 +116,12 @@ def estimate_expression(vertices: np.ndarray, head: fm.HeadFrame, rig: np.ndarra
         put(f"mouthStretch{side}", (half_width - smile_widening - WIDTH_BAND)
             / per_unit(f"mouthStretch{side}", corner, 0))
     return coeffs.astype(np.float32)
+
+
+def lid_gap(v_head: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> float:
+    """Eyelid gap over eye width of head-frame points ``v_head`` (478, 3)."""
+    width = float(np.linalg.norm(v_head[upper[0], :2] - v_head[upper[-1], :2]))
+    return float(np.mean(v_head[list(lower[2:-2]), 1] - v_head[list(upper[2:-2]), 1])) / max(width, 1e-6)
 
 
 def expression_and_rig(vertices: np.ndarray, head: fm.HeadFrame) -> tuple[np.ndarray, np.ndarray]:

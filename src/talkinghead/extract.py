@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.encode import estimate_gaze, expression_and_rig, fit_expression_change
+from talkinghead.encode import estimate_gaze, expression_and_rig, fit_expression_change, lid_gap
 from talkinghead.errors import InputError
 from talkinghead.models import facemesh as fm
 from talkinghead.motionspace import MotionSequence, expression_index
@@ -55,27 +55,16 @@ def _fill_gaps(landmarks: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarr
     return np.stack([landmarks[i] for i in nearest]).astype(np.float64), found
 
 
-def lid_opening(points: np.ndarray, lids: tuple[tuple[int, ...], tuple[int, ...]]) -> np.ndarray:
-    """(T,) eyelid gap over eye width of landmark frames (T, 478, 3), each in its own head frame."""
-    upper, lower = lids
-    out = np.zeros(len(points))
-    for t, frame in enumerate(points):
-        v = fm.fit_head_frame(frame).to_head(frame)
-        width = float(np.linalg.norm(v[upper[0], :2] - v[upper[-1], :2]))
-        out[t] = float(np.mean(v[list(lower[2:-2]), 1] - v[list(upper[2:-2]), 1])) / max(width, 1e-6)
-    return out
+EYES = {"Left": (fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER), "Right": (fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)}
 
 
-def blink_from_lids(points: np.ndarray, lids: tuple[tuple[int, ...], tuple[int, ...]],
-                    reference: np.ndarray, ref_blink: float) -> np.ndarray:
-    """(T,) eyeBlink read from the lid gap itself, linear from the reference frame's (its
-    coefficient ``ref_blink``) to 1 at a shut eye. The rig fit reads a shut eye as about 0.6
-    (the tracker's lids never quite meet, and the fit's prior shares the closing with other
-    shapes); the renderer shuts it at 1, so motion extracted from real blinks would play
-    back as half blinks."""
-    gap = lid_opening(points, lids)
-    ref_gap = max(float(lid_opening(reference[None], lids)[0]), 1e-6)
-    return np.clip(1.0 - (1.0 - ref_blink) * gap / ref_gap, 0.0, 1.0)
+def blink_from_lids(gap: np.ndarray, ref_gap: float, ref_blink: float) -> np.ndarray:
+    """(T,) eyeBlink read from the lid gap itself (``encode.lid_gap`` per frame), linear from
+    the reference frame's (gap ``ref_gap``, coefficient ``ref_blink``) to 1 at a shut eye. The
+    rig fit reads a shut eye as about 0.6 (the tracker's lids never quite meet, and the fit's
+    prior shares the closing with other shapes); the renderer shuts it at 1, so motion
+    extracted from real blinks would play back as half blinks."""
+    return np.clip(1.0 - (1.0 - ref_blink) * gap / max(ref_gap, 1e-6), 0.0, 1.0)
 
 
 def motion_from_landmarks(landmarks: list[np.ndarray | None], fps: float) -> tuple[MotionSequence,
@@ -96,6 +85,7 @@ def motion_from_landmarks(landmarks: list[np.ndarray | None], fps: float) -> tup
     gaze = np.zeros((n, 2))
     displacement = np.zeros((n, fm.N_LANDMARKS, 3))
     reference_in_head = ref_head.to_head(reference)
+    lids = {side: np.zeros(n) for side in EYES}
     for t, frame in enumerate(points):
         scale, rotation, shift = fm.fit_similarity(reference[skull], frame[skull])
         pose[t, :3] = fm.euler_angles(rotation @ ref_head.rotation)
@@ -105,13 +95,17 @@ def motion_from_landmarks(landmarks: list[np.ndarray | None], fps: float) -> tup
         # The frame brought back onto the reference rigidly: what remains is expression.
         unposed = (frame - shift) @ rotation / scale
         displacement[t] = ref_head.to_head(unposed) - reference_in_head
-        gaze[t] = estimate_gaze(frame, fm.fit_head_frame(frame))
+        head = fm.fit_head_frame(frame)
+        gaze[t] = estimate_gaze(frame, head)
+        frame_in_head = head.to_head(frame)
+        for side, (upper, lower) in EYES.items():
+            lids[side][t] = lid_gap(frame_in_head, upper, lower)
     change = fit_expression_change(rig, displacement, -ref_expression, 1.0 - ref_expression)
     expression = np.clip(ref_expression + change, 0.0, 1.0)
-    for side, lids in (("Left", (fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER)),
-                       ("Right", (fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER))):
+    for side, (upper, lower) in EYES.items():
         i = expression_index(f"eyeBlink{side}")
-        expression[:, i] = blink_from_lids(points, lids, reference, ref_expression[i])
+        expression[:, i] = blink_from_lids(lids[side], lid_gap(reference_in_head, upper, lower),
+                                           ref_expression[i])
     motion = MotionSequence(fps=fps, pose=pose.astype(np.float32), expression=expression.astype(np.float32),
                             gaze=gaze.astype(np.float32))
     return motion, found

@@ -16,7 +16,6 @@ JAW = len(POSE_NAMES) + EXPRESSION_NAMES.index("jawOpen")
 BLINK = (len(POSE_NAMES) + EXPRESSION_NAMES.index("eyeBlinkLeft"),
          len(POSE_NAMES) + EXPRESSION_NAMES.index("eyeBlinkRight"))
 WINDOW_CHANNELS = ("jawOpen", "mouthFunnel", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
-MAX_LAG_S = 0.2
 
 
 def blinks(blink: np.ndarray, fps: float) -> list[tuple[int, int]]:
@@ -33,17 +32,10 @@ def blinks(blink: np.ndarray, fps: float) -> list[tuple[int, int]]:
 
 def lip_lag_ms(jaw: np.ndarray, speech: np.ndarray, fps: float) -> float | None:
     """The jaw's time offset against speech loudness at which they correlate best, ms
-    (negative: the jaw moves first), or None when either is flat."""
-    if jaw.std() < 1e-6 or speech.std() < 1e-6:
-        return None
-    best, best_lag = -2.0, 0
-    for lag in range(-round(MAX_LAG_S * fps), round(MAX_LAG_S * fps) + 1):
-        a = jaw[max(lag, 0) : len(jaw) + min(lag, 0)]
-        b = speech[max(-lag, 0) : len(speech) + min(-lag, 0)]
-        r = float(np.corrcoef(a, b)[0, 1])
-        if r > best:
-            best, best_lag = r, lag
-    return best_lag * 1000.0 / fps
+    (negative: the jaw moves first; ``talkinghead eval``'s search), or None when either is flat."""
+    from talkinghead.evaluate import best_over_lags, pearson
+
+    return best_over_lags(lambda m: pearson(m, speech), jaw.astype(np.float64), fps)[2]
 
 
 def clip_statistics(motion: np.ndarray, fps: float, speech: np.ndarray | None = None) -> dict:

@@ -124,12 +124,14 @@ def video_motion(video: Path, fps: float = TRAIN_FPS) -> tuple[np.ndarray, np.nd
 EXTRACTION_VERSION = 3  # bump when video_motion's output changes: old cache entries are ignored
 
 
-def cached_video_motion(video: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """``video_motion`` through a cache folder keyed by the video's SHA-256 (extraction takes
-    about a quarter of the video's length on 2 cores, and training runs repeat the same files)."""
+def cached_video_motion(video: Path, cache: Path | None, sha256: str | None = None
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``video_motion`` through a cache folder keyed by the video's SHA-256 (``sha256`` when
+    the caller has it; extraction takes about a quarter of the video's length on 2 cores, and
+    training runs repeat the same files)."""
     if cache is None:
         return video_motion(video)
-    entry = cache / f"{file_sha256(video)}-v{EXTRACTION_VERSION}.npz"
+    entry = cache / f"{sha256 or file_sha256(video)}-v{EXTRACTION_VERSION}.npz"
     if entry.is_file():
         with np.load(entry) as data:
             return (data["motion"], data["audio"]) if data["usable"] else None
@@ -161,13 +163,14 @@ def load_video_clips(paths: list[Path], cache: Path | None = None) -> tuple[list
     unknown, so those conditions are always dropped for them."""
     clips, used = [], []
     for video in video_files(paths):
-        extracted = cached_video_motion(video, cache)
+        digest = file_sha256(video)
+        extracted = cached_video_motion(video, cache, digest)
         if extracted is not None:
             motion, audio = extracted
             controls = np.zeros(8, np.float32)
             controls[2] = 1.0
             clips.append(TrainClip(audio, motion, controls, gaze_given=False, emotion_given=False))
-            used.append({"file": video.name, "sha256": file_sha256(video),
+            used.append({"file": video.name, "sha256": digest,
                          "seconds": round(len(motion) / TRAIN_FPS, 2)})
     if not clips:
         raise ValueError("no usable talking videos (with a face and sound) in "
