@@ -61,3 +61,17 @@ def test_speech_band_energy_tracks_a_burst_in_the_right_frames():
     f = audio_features(_clip(samples + 1e-4), 25.0)
     loud = np.flatnonzero(f.speech_energy > f.speech_energy.max() - 20)
     assert loud.min() in (24, 25) and loud.max() in (37, 38)
+
+
+def test_phones_do_not_depend_on_the_clips_decoded_before(speech):
+    """pocketsphinx adapts to every utterance: each clip must be decoded as if it came first
+    (an Avatar or a batch worker decodes many in one process; same seed, same video)."""
+    from talkinghead.audio import recognize_phones
+    from talkinghead.load import load_audio
+
+    samples = load_audio(speech).samples
+    first, second = _clip(samples[: 3 * SAMPLE_RATE]), _clip(samples[3 * SAMPLE_RATE : 5 * SAMPLE_RATE])
+    alone = recognize_phones(second)
+    recognize_phones(second)
+    recognize_phones(first)
+    assert recognize_phones(second) == alone

@@ -186,9 +186,15 @@ def _phone_decoder():
 
 
 def recognize_phones(clip: AudioClip) -> list[Phone]:
-    """Phone segments of the clip, by pocketsphinx phone recognition (about 0.06 s per s)."""
+    """Phone segments of the clip, by pocketsphinx phone recognition (about 0.06 s per s).
+
+    Each clip gets a decoder that has heard nothing (0.15 s to load): pocketsphinx adapts its
+    state to every utterance it decodes, so a clip's phones (and the video's motion) would
+    otherwise depend on the clips decoded before it in the process (an Avatar's, a batch
+    worker's), not on the seed alone."""
     pcm = (np.clip(clip.samples, -1.0, 1.0) * 32767.0).astype(np.int16)
-    decoder = _phone_decoder()
+    decoder = _phone_decoder()  # loaded ahead, or now
+    _phone_decoder.cache_clear()  # used once
     decoder.start_utt()
     decoder.process_raw(pcm.tobytes(), full_utt=True)
     decoder.end_utt()
