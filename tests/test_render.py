@@ -6,7 +6,9 @@ import torch
 from talkinghead.face import detect_faces, fit_landmarks
 from talkinghead.models import facemesh as fm
 from talkinghead.motionspace import MotionSequence, expression_index
-from talkinghead.render import BACKGROUND, FIELD_STRIDE, _rotations, background_plate, closed_mesh, rasterize
+from talkinghead.renderer.field import FIELD_STRIDE
+from talkinghead.renderer.layers import BACKGROUND, background_plate
+from talkinghead.renderer.mesh import closed_mesh, rasterize, rotations
 
 
 def _motion(source: MotionSequence, gaze: tuple[float, float] = (0.0, 0.0), **changes: float
@@ -37,7 +39,7 @@ def _far_background(appearance, margin: float) -> np.ndarray:
 
 def test_torch_rotations_match_the_numpy_definition():
     poses = torch.tensor([[10.0, -5.0, 3.0, 0, 0, 1], [-20.0, 12.0, -8.0, 0, 0, 1]])
-    for pose, rot in zip(poses, _rotations(poses), strict=True):
+    for pose, rot in zip(poses, rotations(poses), strict=True):
         expected = fm.rotation_matrix(*pose[:3].tolist())
         np.testing.assert_allclose(rot.numpy(), expected, atol=1e-6)
 
@@ -204,7 +206,7 @@ def test_below_the_jaw_only_the_neck_turns_with_the_head(encoded, renderer):
 
 def test_cpu_resampling_matches_grid_sample():
     """OpenCV's remap and resize, used on the CPU, give grid_sample's and interpolate's values."""
-    from talkinghead.render import _remap, _upsample
+    from talkinghead.renderer.resample import remap, upsample
 
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(1, 40, 50, 4, generator=gen)
@@ -214,23 +216,23 @@ def test_cpu_resampling_matches_grid_sample():
         expected = torch.nn.functional.grid_sample(
             image.permute(0, 3, 1, 2).expand(3, -1, -1, -1), grid, mode="bilinear",
             padding_mode=padding, align_corners=False).permute(0, 2, 3, 1)
-        torch.testing.assert_close(_remap(image, maps, border), expected, atol=1e-4, rtol=0)
+        torch.testing.assert_close(remap(image, maps, border), expected, atol=1e-4, rtol=0)
     field = torch.rand(2, 3, 12, 16, generator=gen)
     expected = torch.nn.functional.interpolate(field, size=(24, 32), mode="bilinear",
                                                align_corners=False).permute(0, 2, 3, 1)
-    torch.testing.assert_close(_upsample(field, 24, 32), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(upsample(field, 24, 32), expected, atol=1e-5, rtol=0)
 
 
 def test_the_person_layer_is_never_negative_and_makes_up_the_photo(encoded, renderer):
     """The premultiplied person colour is never negative (laid over other background it
     would show as dark blots), and with the plate it makes up the photo exactly."""
     appearance, _ = encoded
-    layers = renderer._layers[0].numpy().astype(np.float64)
+    layers = renderer.layers[0].numpy().astype(np.float64)
     person, clear = layers[..., :3], layers[..., 3:]
     assert person.min() >= -1e-5
     assert (clear < 1.0).mean() > 0.2  # the portrait's person is in it
     rect = (slice(renderer.y0, renderer.y1), slice(renderer.x0, renderer.x1))
-    plate = renderer._plate_here[0].numpy()
+    plate = renderer.plate_here[0].numpy()
     np.testing.assert_allclose(person[rect] + clear[rect] * plate, appearance.image[rect] / 255.0,
                                atol=1e-5)
 
@@ -238,19 +240,19 @@ def test_the_person_layer_is_never_negative_and_makes_up_the_photo(encoded, rend
 def test_the_torch_resampling_path_renders_as_the_opencv_one(encoded, renderer, monkeypatch):
     """Off the CPU the renderer resamples with grid_sample: the same frames (run here on the
     CPU with OpenCV switched off)."""
-    import talkinghead.render as render_module
+    import talkinghead.renderer.resample as resample
 
     _, source = encoded
     motion = _motion(source, yaw=12.0, pitch=-6.0, jawOpen=0.5, eyeBlinkLeft=0.6)
     with_opencv = renderer.render(motion)[0].astype(int)
-    monkeypatch.setattr(render_module, "OPENCV", False)
+    monkeypatch.setattr(resample, "OPENCV", False)
     with_torch = renderer.render(motion)[0].astype(int)
     assert np.abs(with_opencv - with_torch).max() <= 2
     assert (with_opencv != with_torch).mean() < 0.01
 
 
 def test_timing_the_stages_names_each_and_changes_no_frame(encoded):
-    from talkinghead.render import MeshWarpRenderer
+    from talkinghead.renderer import MeshWarpRenderer
 
     appearance, source = encoded
     renderer = MeshWarpRenderer(appearance, source)
