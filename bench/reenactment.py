@@ -33,7 +33,6 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from talkinghead.config import RenderConfig
 from talkinghead.encode import encode
 from talkinghead.extract import extract_motion
 from talkinghead.face import find_face, track_landmarks
@@ -41,7 +40,7 @@ from talkinghead.load import Portrait
 from talkinghead.models import facemesh as fm
 from talkinghead.motionfile import relative_to
 from talkinghead.mux import probe, read_frames
-from talkinghead.render import MeshWarpRenderer
+from talkinghead.renderer import MeshWarpRenderer
 
 DEVDATA_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "devdata" / "videos"
 SHEET_FRAMES = 5  # frames per contact sheet
@@ -91,12 +90,12 @@ def scores(frame: np.ndarray, real: np.ndarray, real_lm: np.ndarray,
 
 def reenact_video(path: Path, out: Path, max_frames: int | None, device: str) -> dict[str, float]:
     started = time.perf_counter()
-    real, fps = read_video(path, max_frames)
+    real, _ = read_video(path, max_frames)
     n = len(real)
     extracted = extract_motion(path, max_frames=n)
     portrait = Portrait(path, real[0])
     face = find_face(portrait)
-    appearance, source = encode(portrait, face, RenderConfig(full_frame=True, fps=fps))
+    appearance, source = encode(portrait, face, full_frame=True)
     if appearance.image.shape != real[0].shape:  # odd sides were cropped to even ones
         h, w = appearance.image.shape[:2]
         real = real[:, :h, :w]

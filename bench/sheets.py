@@ -19,12 +19,9 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
+from talkinghead.api import Avatar
 from talkinghead.config import RenderConfig
-from talkinghead.encode import encode
-from talkinghead.face import find_face
-from talkinghead.load import load_portrait
 from talkinghead.motionspace import MotionSequence, expression_index
-from talkinghead.render import MeshWarpRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVDATA = ROOT.parent / "shared" / "devdata"
@@ -57,8 +54,8 @@ def pose_sheet(out: Path) -> None:
     config = RenderConfig(size=512)
     rows = []
     for photo in sorted((DEVDATA / "portraits").glob("*")):
-        portrait = load_portrait(photo)
-        appearance, source = encode(portrait, find_face(portrait), config)
+        avatar = Avatar.from_photo(photo, config=config, motion="baseline")
+        source = avatar.source
         pose = np.repeat(source.pose, len(POSES), axis=0)
         expression = np.repeat(source.expression, len(POSES), axis=0)
         gaze = np.repeat(source.gaze, len(POSES), axis=0)
@@ -68,8 +65,7 @@ def pose_sheet(out: Path) -> None:
             gaze[k, 0] += gaze_yaw
             for name, value in changes.items():
                 expression[k, expression_index(name)] = value
-        frames = MeshWarpRenderer(appearance, source).render(
-            MotionSequence(source.fps, pose, expression, gaze))
+        frames = list(avatar.frames(MotionSequence(source.fps, pose, expression, gaze)))
         tiles = [cv2.resize(frame, (TILE, TILE), interpolation=cv2.INTER_AREA) for frame in frames]
         rows.append(np.concatenate(tiles, axis=1))
         print(photo.name)

@@ -24,15 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.audio import audio_features, frame_count
+from talkinghead.api import Avatar, render
 from talkinghead.config import RenderConfig
-from talkinghead.encode import encode
-from talkinghead.face import find_face
-from talkinghead.load import load_audio, load_portrait
-from talkinghead.motion import baseline_motion
 from talkinghead.mux import VideoWriter
-from talkinghead.pipeline import render
-from talkinghead.render import MeshWarpRenderer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scaling import measure as measure_scaling
@@ -42,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def end_to_end(photo: Path, audio: Path, config: RenderConfig) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        result = render(photo, audio, Path(tmp) / "bench.mp4", config)
+        result = render(photo, audio, Path(tmp) / "bench.mp4", config=config)
     return {"frames": result.frames, "seconds": result.seconds, "fps": result.render_fps,
             "first_frame_seconds": result.first_frame_seconds, "stage_seconds": result.stage_seconds,
             "stage_ms_per_frame": {k: 1000 * v / result.frames
@@ -50,13 +44,11 @@ def end_to_end(photo: Path, audio: Path, config: RenderConfig) -> dict:
 
 
 def render_only(photo: Path, audio: Path, config: RenderConfig, device: str) -> dict:
-    portrait, clip = load_portrait(photo), load_audio(audio)
-    appearance, source = encode(portrait, find_face(portrait), config)
-    n = frame_count(clip.duration, config.fps)
-    motion = baseline_motion(audio_features(clip, config.fps, n), source, config.seed)
     started = time.perf_counter()
-    renderer = MeshWarpRenderer(appearance, source, device=device)
+    avatar = Avatar.from_photo(photo, config=config, device=device, motion="baseline")
     setup = time.perf_counter() - started
+    motion = avatar.motion(audio)
+    n, renderer = motion.n_frames, avatar.decoder
     renderer.render(motion.frames(0, config.batch_size))  # warm-up
     if device == "cuda":
         torch.cuda.synchronize()

@@ -46,15 +46,14 @@ def face(portrait):
 @pytest.fixture(scope="session")
 def encoded(portrait, face):
     """(Appearance, source MotionSequence) of the example photo at 256 px, for speed."""
-    from talkinghead.config import RenderConfig
     from talkinghead.encode import encode
 
-    return encode(portrait, face, RenderConfig(size=256))
+    return encode(portrait, face, size=256)
 
 
 @pytest.fixture(scope="session")
 def renderer(encoded):
-    from talkinghead.render import MeshWarpRenderer
+    from talkinghead.renderer import MeshWarpRenderer
 
     appearance, source = encoded
     return MeshWarpRenderer(appearance, source)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from talkinghead.batch import BadRow, Job, make_jobs, read_rows, run_jobs
-from talkinghead.cli import _job_parser
+from talkinghead.cli.batch import job_parser
 from talkinghead.errors import InputError
 from talkinghead.mux import probe
 from talkinghead.provenance import settings_of
@@ -22,7 +22,7 @@ from .test_cli import run
 
 def jobs_from(text: str, name: str, base: Path, out_dir: Path | None = None,
               force: bool = False) -> list[Job | BadRow]:
-    return make_jobs(read_rows(name, text), name, base, out_dir or base, _job_parser(force, None))
+    return make_jobs(read_rows(name, text), name, base, out_dir or base, job_parser(force, None))
 
 
 def test_csv_and_json_lines_give_the_same_jobs(tmp_path):
@@ -156,12 +156,12 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_partial_file(tmp_path, photo, s
 
 
 def test_run_jobs_isolates_an_unexpected_error(tmp_path, monkeypatch):
-    import talkinghead.pipeline
+    import talkinghead.api
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(talkinghead.pipeline, "render", broken)
+    monkeypatch.setattr(talkinghead.api, "render", broken)
     jobs = jobs_from("photo,audio\na.png,s.wav\nb.png,s.wav\n", "j.csv", tmp_path)
     results = run_jobs(jobs)
     assert [r.status for r in results] == ["failed", "failed"]

@@ -3,7 +3,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkinghead.config import RenderConfig
 from talkinghead.encode import encode
 from talkinghead.face import find_face
 from talkinghead.load import Portrait
@@ -12,7 +11,7 @@ from talkinghead.motionspace import MotionSequence, expression_index
 
 
 def test_crop_is_face_centred_and_geometry_follows_it(portrait, face):
-    appearance, source = encode(portrait, face, RenderConfig(size=256))
+    appearance, source = encode(portrait, face, size=256)
     assert appearance.image.shape == (256, 256, 3)
     nose = appearance.vertices[fm.NOSE_TIP, :2]
     assert (nose > 0.3 * 256).all() and (nose < 0.7 * 256).all()
@@ -24,10 +23,10 @@ def test_crop_is_face_centred_and_geometry_follows_it(portrait, face):
 
 def test_full_frame_keeps_the_photo_framing_with_even_sides(portrait):
     odd = Portrait(Path("odd.png"), np.ascontiguousarray(portrait.image[:511, :509]))
-    appearance, _ = encode(odd, find_face(odd), RenderConfig(full_frame=True))
+    appearance, _ = encode(odd, find_face(odd), full_frame=True)
     assert appearance.image.shape == (510, 508, 3)
     np.testing.assert_array_equal(appearance.image, odd.image[:510, :508])
-    small, _ = encode(odd, find_face(odd), RenderConfig(full_frame=True, max_side=256))
+    small, _ = encode(odd, find_face(odd), full_frame=True, max_side=256)
     assert max(small.image.shape[:2]) <= 256 and small.image.shape[0] % 2 == 0
 
 
@@ -41,7 +40,7 @@ def test_the_jaw_estimate_reads_back_what_the_renderer_drew(encoded, renderer):
         expression[0, jaw] = target
         frame = renderer.render(MotionSequence(25.0, source.pose, expression, source.gaze))[0]
         again = Portrait(Path("frame.png"), frame)
-        _, measured = encode(again, find_face(again), RenderConfig(size=256))
+        _, measured = encode(again, find_face(again), size=256)
         estimates.append(float(measured.expression[0, jaw]))
     assert estimates[0] == pytest.approx(source.expression[0, jaw], abs=0.08)
     assert estimates[0] < estimates[1] < estimates[2]

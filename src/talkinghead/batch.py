@@ -186,12 +186,12 @@ def _result(job: Job, status: Status, **extra: Any) -> JobResult:
 
 def run_job(job: Job) -> JobResult:
     """Render one job; every failure but an interrupt becomes the result."""
-    from talkinghead.pipeline import render
+    from talkinghead.api import render
 
     warnings: list[str] = []
     started = time.perf_counter()
     try:
-        result = render(job.photo, job.audio, job.output, job.config, force=job.force,
+        result = render(job.photo, job.audio, job.output, config=job.config, force=job.force,
                         warn=warnings.append)
     except TalkingHeadError as exc:  # InputError included: its exit code says which
         return _result(job, "failed", error=str(exc), exit_code=exc.exit_code,

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from talkinghead.limits import OptionError, check_range
 from talkinghead.motionspace import EXPRESSION_NAMES, MotionSequence, expression_index
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "surprised")
@@ -58,13 +59,9 @@ class Controls:
 
     def __post_init__(self) -> None:
         if self.emotion not in EMOTIONS:
-            raise ValueError(f"unknown emotion {self.emotion!r}: choose from {', '.join(EMOTIONS)}")
-        if not 0.0 <= self.emotion_intensity <= 1.0:
-            raise ValueError(f"emotion intensity must be in [0, 1], got {self.emotion_intensity}")
-        if not 0.3 <= self.head_distance <= 3.0:
-            raise ValueError(f"head distance must be between 0.3 and 3, got {self.head_distance}")
-        if self.head_motion < 0 or self.expression < 0:
-            raise ValueError("amplitude scales must not be negative")
+            raise OptionError("emotion", f"{self.emotion!r} is unknown: choose from {', '.join(EMOTIONS)}")
+        for name in ("emotion_intensity", "head_distance", "head_motion", "expression"):
+            check_range(name, getattr(self, name))
 
     def emotion_vector(self) -> np.ndarray:
         """(len(EMOTIONS),) one-hot times intensity."""

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from talkinghead.config import RenderConfig
 from talkinghead.face import Face
 from talkinghead.load import Portrait
 from talkinghead.models import facemesh as fm
 from talkinghead.models.rig import build_rig
 from talkinghead.motionspace import EXPRESSION_NAMES, MotionSequence, expression_index
 
+SOURCE_FPS = 25.0  # the source motion is one frame; its rate is only a label
 CROP_IODS = 4.2  # side of the face-centred crop, in inter-ocular distances
 CROP_DROP = 0.25  # crop centre below the mesh centre, inter-ocular distances
 OPEN_EYE_RATIO = 0.30  # eye opening / eye width of a relaxed open eye
@@ -55,12 +55,14 @@ class Appearance:
     placement: np.ndarray  # (2, 3) float64 affine: photo pixels -> canvas pixels
 
 
-def canvas_placement(image_shape: tuple[int, ...], landmarks: np.ndarray,
-                     config: RenderConfig) -> tuple[np.ndarray, tuple[int, int]]:
-    """Affine (2, 3) from photo to canvas pixels, and the canvas (width, height)."""
+def canvas_placement(image_shape: tuple[int, ...], landmarks: np.ndarray, *, size: int,
+                     full_frame: bool, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Affine (2, 3) from photo to canvas pixels, and the canvas (width, height): a
+    face-centred square of ``size`` pixels, or with ``full_frame`` the photo's own framing
+    scaled to fit ``max_side``."""
     h, w = image_shape[:2]
-    if config.full_frame:
-        scale = min(1.0, config.max_side / max(h, w))
+    if full_frame:
+        scale = min(1.0, max_side / max(h, w))
         out_w, out_h = int(w * scale) // 2 * 2, int(h * scale) // 2 * 2
         return np.array([[scale, 0, 0], [0, scale, 0]], dtype=np.float64), (out_w, out_h)
     frame = fm.fit_head_frame(landmarks)
@@ -68,9 +70,9 @@ def canvas_placement(image_shape: tuple[int, ...], landmarks: np.ndarray,
     centre = landmarks[: fm.N_SURFACE, :2].mean(axis=0) + CROP_DROP * frame.iod * frame.rotation[:2, 1]
     x0 = float(np.clip(centre[0] - side / 2, 0, w - side))
     y0 = float(np.clip(centre[1] - side / 2, 0, h - side))
-    scale = config.size / side
+    scale = size / side
     affine = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float64)
-    return affine, (config.size, config.size)
+    return affine, (size, size)
 
 
 def estimate_expression(vertices: np.ndarray, head: fm.HeadFrame, rig: np.ndarray) -> np.ndarray:
@@ -203,9 +205,12 @@ def _polygon_mask(shape: tuple[int, int], polygons: list[np.ndarray]) -> np.ndar
     return mask.astype(bool)
 
 
-def encode(portrait: Portrait, face: Face, config: RenderConfig) -> tuple[Appearance, MotionSequence]:
-    """The canvas with its face geometry and rig, and the source's motion (one frame)."""
-    affine, (out_w, out_h) = canvas_placement(portrait.image.shape, face.landmarks, config)
+def encode(portrait: Portrait, face: Face, *, size: int = 512, full_frame: bool = False,
+           max_side: int = 1920) -> tuple[Appearance, MotionSequence]:
+    """The canvas (see ``canvas_placement``) with its face geometry and rig, and the source's
+    motion (one frame)."""
+    affine, (out_w, out_h) = canvas_placement(portrait.image.shape, face.landmarks, size=size,
+                                              full_frame=full_frame, max_side=max_side)
     scale = float(affine[0, 0])
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     image = cv2.warpAffine(portrait.image, affine, (out_w, out_h), flags=interp,
@@ -235,7 +240,7 @@ def encode(portrait: Portrait, face: Face, config: RenderConfig) -> tuple[Appear
 
     yaw, pitch, roll = head.angles
     source = MotionSequence(
-        fps=config.fps,
+        fps=SOURCE_FPS,
         pose=np.array([[yaw, pitch, roll, 0.0, 0.0, 1.0]], dtype=np.float32),
         expression=source_expression[None],
         gaze=estimate_gaze(vertices, head)[None],

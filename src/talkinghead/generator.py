@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from talkinghead.audio import AudioFeatures
+from talkinghead.config import SampleOptions  # the sampler's settings live with the other options
 from talkinghead.controls import Controls
 from talkinghead.errors import InputError
 from talkinghead.motion import speech_activity
@@ -70,15 +70,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class SampleOptions:
-    steps: int = 8  # DDIM steps per window
-    cfg_audio: float = 1.5  # guidance scale of the audio condition
-    cfg_controls: float = 1.0  # guidance scale of the controls (gaze, distance, emotion)
-    overlap: int = 10  # frames shared (and cross-faded) by consecutive windows
-    eta: float = 0.0  # fresh noise per DDIM step (0 deterministic, 1 ancestral)
 
 
 class MotionGenerator:

@@ -1,10 +1,15 @@
-"""The pipeline, in the order of DESIGN.md: load, face, encode, audio, motion, render, mux."""
+"""The pipeline, in the order of DESIGN.md: load, face, encode, audio, motion, render, mux.
+
+``prepare`` runs the stages that depend on the photo alone (1-3, the motion weights and the
+decoder) once; ``render_clip`` runs the rest for one audio clip, as often as wanted. ``render``
+is the two in one call. The public API (``talkinghead.api``) is built on these.
+"""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -16,8 +21,13 @@ from talkinghead.errors import InputError
 
 if TYPE_CHECKING:
     from talkinghead.encode import Appearance
-    from talkinghead.load import Portrait
+    from talkinghead.generator import MotionGenerator
+    from talkinghead.load import AudioClip
     from talkinghead.motionspace import MotionSequence
+    from talkinghead.renderer import Decoder
+    from talkinghead.sources import MotionSource
+
+Warn = Callable[[str], None]
 
 
 class Progress(Protocol):
@@ -78,6 +88,14 @@ def check_output(path: Path, force: bool) -> None:
         raise InputError(path, f"output folder {folder} is not writable ({exc.strerror})") from None
 
 
+def check_before_work(output: Path, force: bool) -> None:
+    """Refuse what would fail late: the output, and a missing ffmpeg."""
+    from talkinghead.mux import ffmpeg_exe
+
+    check_output(output, force)
+    ffmpeg_exe()  # a missing ffmpeg is found now, not after minutes of work
+
+
 def resolve_device(device: str) -> str:
     import torch
 
@@ -88,7 +106,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-class _Stopwatch:
+class Stopwatch:
     """Seconds spent per stage: ``lap(stage)`` charges the time since the last lap to it."""
 
     def __init__(self) -> None:
@@ -100,141 +118,191 @@ class _Stopwatch:
         self.times[stage] = self.times.get(stage, 0.0) + now - self._clock
         self._clock = now
 
-
-def _before_any_work(output: Path, force: bool, config: RenderConfig) -> str:
-    """Refuse what would fail late (the output, a missing ffmpeg, the device); the device."""
-    from talkinghead.mux import ffmpeg_exe
-
-    check_output(output, force)
-    ffmpeg_exe()  # a missing ffmpeg is found now, not after minutes of work
-    return resolve_device(config.device)
+    def add(self, times: dict[str, float]) -> None:
+        """Charge stage times measured elsewhere (up to now) to their stages."""
+        for stage, seconds in times.items():
+            self.times[stage] = self.times.get(stage, 0.0) + seconds
+        self._clock = time.perf_counter()
 
 
-def _face_and_encode(portrait: Portrait, config: RenderConfig, progress: Progress,
-                     warn: Callable[[str], None] | None,
-                     lap: Callable[[str], None]) -> tuple[Appearance, MotionSequence]:
-    """Stages 2 and 3: find the face, then split the photo into appearance and its own motion."""
+@dataclass
+class PhotoSetup:
+    """What one photo needs before any audio: stages 1-3, the decoder and the motion weights."""
+
+    photo: Path
+    appearance: Appearance
+    source: MotionSequence  # the photo's own motion, one frame
+    decoder: Decoder
+    device: str
+    seconds: dict[str, float]  # the setup's stage times
+    generators: dict[Path, MotionGenerator] = field(default_factory=dict)  # by weights folder
+
+    def generator(self, weights: Path) -> MotionGenerator:
+        """The diffusion generator with the weights in ``weights``, loaded once."""
+        from talkinghead.generator import MotionGenerator
+
+        if weights not in self.generators:
+            self.generators[weights] = MotionGenerator.load(weights, self.device)
+        return self.generators[weights]
+
+    def motion_source(self, config: RenderConfig, given: MotionSequence | None = None) -> MotionSource:
+        """Where the clip's motion comes from: ``given``, the motion file, or a generator."""
+        from talkinghead.motionfile import read_motion
+        from talkinghead.sources import BaselineSource, DiffusionSource, GivenMotion
+
+        if given is None and config.motion_file:
+            given = read_motion(Path(config.motion_file))
+        if given is not None:
+            return GivenMotion(given)
+        if config.motion == "diffusion":
+            return DiffusionSource(self.generator(config.weights), config.sampler)
+        return BaselineSource(config.fps)
+
+
+def prepare(photo: Path, config: RenderConfig, *, progress: Progress | None = None,
+            warn: Warn | None = None) -> PhotoSetup:
+    """Stages 1-3 for ``photo`` (load, face, encode), the decoder, and the motion weights
+    ``config`` asks for (first: a bad weights folder fails before any work)."""
     from talkinghead.encode import encode
     from talkinghead.face import find_face
+    from talkinghead.load import load_portrait
+    from talkinghead.renderer import MeshWarpRenderer
 
+    progress = progress or _NoProgress()
+    watch = Stopwatch()
+    device = resolve_device(config.device)
+    generators = {}
+    if config.motion == "diffusion" and not config.motion_file:
+        from talkinghead.generator import MotionGenerator
+
+        generators[config.weights] = MotionGenerator.load(config.weights, device)
+    watch.lap("weights")
+    # 1. load
+    portrait = load_portrait(photo)
+    watch.lap("load")
+    # 2. face
     progress.start("face", 1)
-    face = find_face(portrait, face_index=config.face_index, min_face_px=config.min_face_px,
-                     warn=warn)
+    face = find_face(portrait, face_index=config.face_index, min_face_px=config.min_face_px, warn=warn)
     progress.advance()
-    lap("face")
-    appearance, source = encode(portrait, face, config)
-    lap("encode")
-    return appearance, source
+    watch.lap("face")
+    # 3. encode
+    appearance, source = encode(portrait, face, size=config.size, full_frame=config.full_frame,
+                                max_side=config.max_side)
+    watch.lap("encode")
+    decoder = MeshWarpRenderer(appearance, source, device=device)
+    watch.lap("render")
+    return PhotoSetup(photo=photo, appearance=appearance, source=source, decoder=decoder,
+                      device=device, seconds=watch.times, generators=generators)
 
 
-def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, force: bool = False,
-           progress: Progress | None = None, warn: Callable[[str], None] | None = None,
-           motion: MotionSequence | None = None) -> RenderResult:
-    """Render ``photo`` speaking ``audio`` into ``output`` (an mp4, written atomically).
-
-    ``motion``, or the motion file ``config.motion_file``, replaces the generator: it is
-    retimed to ``config.fps``, trimmed or held to the audio's length, and applied relative to
-    the photo (``motionfile.relative_to``).
-    """
+def clip_motion(setup: PhotoSetup, clip: AudioClip, config: RenderConfig, *,
+                given: MotionSequence | None = None, progress: Progress | None = None,
+                lap: Callable[[str], None] = lambda stage: None) -> MotionSequence:
+    """Stages 4 and 5: the motion for every output frame of ``clip``, controls applied."""
     from talkinghead.audio import audio_features, frame_count
-    from talkinghead.controls import apply_controls, with_emotion
-    from talkinghead.load import load_audio, load_portrait
-    from talkinghead.motion import baseline_motion
-    from talkinghead.motionfile import read_motion, relative_to, retime
+    from talkinghead.controls import apply_controls
+
+    progress = progress or _NoProgress()
+    source_of_motion = setup.motion_source(config, given)
+    n_frames = frame_count(clip.duration, config.fps)
+    features = None
+    rate = source_of_motion.features_fps
+    if rate is not None:
+        # 4. audio features, at the rate the motion source reads them
+        progress.start("audio", 1)
+        features = audio_features(clip, rate, frame_count(clip.duration, rate))
+        progress.advance()
+        lap("audio")
+    # 5. motion
+    progress.start("motion", n_frames)
+    motion = source_of_motion.motion(features, setup.source, config.controls, fps=config.fps,
+                                     n_frames=n_frames, seed=config.seed)
+    motion = apply_controls(motion, setup.source, config.controls)
+    if motion.n_frames != n_frames:
+        raise ValueError(f"motion has {motion.n_frames} frames, the audio needs {n_frames}")
+    progress.advance(n_frames)
+    lap("motion")
+    return motion
+
+
+def frame_batches(setup: PhotoSetup, motion: MotionSequence, config: RenderConfig
+                  ) -> Iterator[np.ndarray]:
+    """Stage 6: (B, H, W, 3) uint8 RGB frames, ``config.batch_size`` at a time, watermarked
+    with ``config.watermark``."""
+    from talkinghead.provenance import watermark
+
+    for start in range(0, motion.n_frames, config.batch_size):
+        frames = setup.decoder.render(motion.frames(start, start + config.batch_size))
+        if config.watermark:
+            watermark(frames, config.watermark)
+        yield frames
+
+
+def write_video(setup: PhotoSetup, motion: MotionSequence, output: Path, config: RenderConfig, *,
+                audio: Path, channels: int, settings: str, progress: Progress,
+                watch: Stopwatch) -> float:
+    """Stages 6 and 7: frames rendered batch by batch and streamed to the encoder, tagged as
+    synthetic with the settings hash. Returns the seconds until the first frame was written."""
+    from talkinghead.mux import VideoWriter
+    from talkinghead.provenance import metadata
+
+    decoder = setup.decoder
+    progress.start("render", motion.n_frames)
+    first_frame = 0.0
+    with VideoWriter(output, width=decoder.width, height=decoder.height, fps=config.fps,
+                     audio=audio, audio_channels=channels, crf=config.crf,
+                     metadata=metadata(settings)) as writer:
+        watch.lap("mux")
+        for frames in frame_batches(setup, motion, config):
+            watch.lap("render")
+            writer.write(frames)
+            watch.lap("mux")
+            first_frame = first_frame or time.perf_counter() - watch.started
+            progress.advance(len(frames))
+    watch.lap("mux")
+    return first_frame
+
+
+def render_clip(setup: PhotoSetup, audio: Path, output: Path, config: RenderConfig, *,
+                force: bool = False, progress: Progress | None = None,
+                motion: MotionSequence | None = None, watch: Stopwatch | None = None) -> RenderResult:
+    """Stages 4-7: the prepared photo speaking ``audio`` into ``output`` (an mp4, written
+    atomically). ``motion``, or the motion file ``config.motion_file``, replaces the
+    generator. ``watch`` carries on timing a render that began before (``render``)."""
+    from talkinghead.load import load_audio
     from talkinghead.provenance import settings_hash
 
     progress = progress or _NoProgress()
-    device = _before_any_work(output, force, config)
-    watch = _Stopwatch()
-    lap, started, times = watch.lap, watch.started, watch.times
-
-    # 1. load (the motion weights first: a bad weights folder fails before any work)
-    generator = None
-    if config.motion == "diffusion" and motion is None and not config.motion_file:
-        from talkinghead.generator import MotionGenerator
-
-        generator = MotionGenerator.load(config.weights, device)
-    portrait = load_portrait(photo)
+    watch = watch or Stopwatch()
+    check_before_work(output, force)
     clip = load_audio(audio)
-    if motion is None and config.motion_file:
-        motion = read_motion(Path(config.motion_file))
-    settings = settings_hash(photo, audio, config)
-    lap("load")
-    # 2. face and 3. encode
-    appearance, source = _face_and_encode(portrait, config, progress, warn, lap)
-    n_frames = frame_count(clip.duration, config.fps)
-    controls = config.controls()
-    if motion is None:
-        # 4. audio features, at the frame rate the motion is made at: the generator's own (it
-        # learned motion at that rate), else the output's
-        progress.start("audio", 1)
-        fps = generator.fps if generator is not None else config.fps
-        features = audio_features(clip, fps, frame_count(clip.duration, fps))
-        progress.advance()
-        lap("audio")
-        # 5. motion
-        progress.start("motion", n_frames)
-        if generator is not None:
-            from talkinghead.generator import SampleOptions, diffusion_motion
-
-            options = SampleOptions(steps=config.steps, cfg_audio=config.cfg_audio,
-                                    cfg_controls=config.cfg_controls)
-            motion = diffusion_motion(features, source, controls, generator, seed=config.seed,
-                                      options=options)
-            if fps != config.fps:
-                motion = retime(motion, config.fps, n_frames)
-        else:
-            motion = with_emotion(baseline_motion(features, source, config.seed), controls)
-        progress.advance(n_frames)
-    else:
-        motion = relative_to(retime(motion, config.fps, n_frames), source)
-    motion = apply_controls(motion, source, controls)
-    lap("motion")
-    # 6. render and 7. mux, streamed batch by batch
-    width, height, first_frame = _render_and_mux(
-        appearance, source, motion, output, config, device, clip.path, clip.channels, settings,
-        progress, lap, started)
-    return RenderResult(output=output, frames=n_frames, fps=config.fps, width=width,
-                        height=height, audio_seconds=clip.duration,
-                        seconds=time.perf_counter() - started, first_frame_seconds=first_frame,
-                        settings=settings, stage_seconds=times)
+    settings = settings_hash(setup.photo, audio, config, motion)
+    watch.lap("load")
+    made = clip_motion(setup, clip, config, given=motion, progress=progress, lap=watch.lap)
+    first_frame = write_video(setup, made, output, config, audio=clip.path, channels=clip.channels,
+                              settings=settings, progress=progress, watch=watch)
+    return RenderResult(output=output, frames=made.n_frames, fps=config.fps,
+                        width=setup.decoder.width, height=setup.decoder.height,
+                        audio_seconds=clip.duration, seconds=time.perf_counter() - watch.started,
+                        first_frame_seconds=first_frame, settings=settings,
+                        stage_seconds=watch.times)
 
 
-def _render_and_mux(appearance: Appearance, source: MotionSequence, motion: MotionSequence,
-                    output: Path, config: RenderConfig, device: str, audio: Path, channels: int,
-                    settings: str, progress: Progress, lap: Callable[[str], None],
-                    started: float) -> tuple[int, int, float]:
-    """Stages 6 and 7: frames rendered batch by batch (watermarked with
-    ``config.watermark``) and streamed to the encoder, tagged as synthetic with the settings
-    hash. Returns the frame width, height and the seconds until the first frame was written."""
-    from talkinghead.mux import VideoWriter
-    from talkinghead.provenance import metadata, watermark
-    from talkinghead.render import MeshWarpRenderer
-
-    renderer = MeshWarpRenderer(appearance, source, device=device)
-    lap("render")
-    progress.start("render", motion.n_frames)
-    first_frame = 0.0
-    with VideoWriter(output, width=renderer.width, height=renderer.height, fps=config.fps,
-                     audio=audio, audio_channels=channels, crf=config.crf,
-                     metadata=metadata(settings)) as writer:
-        lap("mux")
-        for start in range(0, motion.n_frames, config.batch_size):
-            frames = renderer.render(motion.frames(start, start + config.batch_size))
-            if config.watermark:
-                watermark(frames, config.watermark)
-            lap("render")
-            writer.write(frames)
-            lap("mux")
-            first_frame = first_frame or time.perf_counter() - started
-            progress.advance(len(frames))
-    lap("mux")
-    return renderer.width, renderer.height, first_frame
+def render(photo: Path, audio: Path, output: Path, config: RenderConfig, *, force: bool = False,
+           progress: Progress | None = None, warn: Warn | None = None,
+           motion: MotionSequence | None = None) -> RenderResult:
+    """Render ``photo`` speaking ``audio`` into ``output``: ``prepare``, then ``render_clip``."""
+    check_before_work(output, force)
+    watch = Stopwatch()
+    setup = prepare(photo, config, progress=progress, warn=warn)
+    watch.add(setup.seconds)
+    return render_clip(setup, audio, output, config, force=force, progress=progress, motion=motion,
+                       watch=watch)
 
 
 def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
             force: bool = False, progress: Progress | None = None,
-            warn: Callable[[str], None] | None = None) -> RenderResult:
+            warn: Warn | None = None) -> RenderResult:
     """Animate ``photo`` with the motion of the face in the ``driving`` video and its sound.
 
     The driving face's change from its first frame moves the photo's face from its own
@@ -245,20 +313,16 @@ def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
 
     from talkinghead.audio import frame_count
     from talkinghead.extract import extract_motion
-    from talkinghead.load import load_portrait
     from talkinghead.motionfile import relative_to, retime
     from talkinghead.mux import decode_audio, probe
     from talkinghead.provenance import settings_hash
 
     progress = progress or _NoProgress()
-    device = _before_any_work(output, force, config)
-    watch = _Stopwatch()
-    lap, started, times = watch.lap, watch.started, watch.times
-
+    check_before_work(output, force)
+    watch = Stopwatch()
     # 1. load, 2. face, 3. encode: the photo as for render
-    portrait = load_portrait(photo)
-    lap("load")
-    appearance, source = _face_and_encode(portrait, config, progress, warn, lap)
+    setup = prepare(photo, config, progress=progress, warn=warn)
+    watch.add(setup.seconds)
     # 4-5. the driving video's motion and sound instead of audio features and a generator
     if not driving.is_file():
         raise InputError(driving, "file not found")
@@ -266,11 +330,11 @@ def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
     settings = settings_hash(photo, driving, config)
     progress.start("extract", max(1, round(info.duration * info.fps)))
     extracted = extract_motion(driving, on_frames=progress.advance)
-    lap("extract")
+    watch.lap("extract")
     driven = extracted.motion
     n_frames = frame_count(driven.n_frames / driven.fps, config.fps)
-    motion = relative_to(retime(driven, config.fps, n_frames), source)
-    lap("motion")
+    motion = relative_to(retime(driven, config.fps, n_frames), setup.source)
+    watch.lap("motion")
     sound = decode_audio(driving, 48_000)
     with tempfile.TemporaryDirectory(prefix="talkinghead-") as scratch:
         if sound is None or not np.any(sound):
@@ -281,10 +345,9 @@ def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
         else:
             audio, channels = driving, sound.shape[1]
         # 6. render and 7. mux
-        width, height, first_frame = _render_and_mux(
-            appearance, source, motion, output, config, device, audio, channels, settings,
-            progress, lap, started)
-    return RenderResult(output=output, frames=n_frames, fps=config.fps, width=width,
-                        height=height, audio_seconds=n_frames / config.fps,
-                        seconds=time.perf_counter() - started, first_frame_seconds=first_frame,
-                        settings=settings, stage_seconds=times)
+        first_frame = write_video(setup, motion, output, config, audio=audio, channels=channels,
+                                  settings=settings, progress=progress, watch=watch)
+    return RenderResult(output=output, frames=n_frames, fps=config.fps, width=setup.decoder.width,
+                        height=setup.decoder.height, audio_seconds=n_frames / config.fps,
+                        seconds=time.perf_counter() - watch.started, first_frame_seconds=first_frame,
+                        settings=settings, stage_seconds=watch.times)

@@ -19,6 +19,7 @@ import numpy as np
 
 from talkinghead import __version__
 from talkinghead.config import RenderConfig
+from talkinghead.motionspace import MotionSequence
 
 SETTINGS_PREFIX = "talkinghead-settings:"
 # Settings that never change the output's content: where it is computed and in what batches.
@@ -37,9 +38,16 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def settings_hash(photo: Path, audio: Path, config: RenderConfig) -> str:
-    """SHA-256 (hex) of the inputs' bytes, the output-changing settings and the version."""
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_HASHED}
+def settings_hash(photo: Path, audio: Path, config: RenderConfig,
+                  motion: MotionSequence | None = None) -> str:
+    """SHA-256 (hex) of the inputs' bytes, the output-changing settings and the version;
+    ``motion``, when the motion was given in memory, by its values."""
+    fields = dataclasses.asdict(config)
+    nested = {**fields.pop("controls"), **fields.pop("sampler")}  # one flat record
+    settings = {k: v for k, v in {**fields, **nested}.items() if k not in _NOT_HASHED}
+    if motion is not None:
+        values = hashlib.sha256(np.ascontiguousarray(motion.to_array(), np.float32).tobytes())
+        settings["motion_values"] = f"{motion.fps:g}:{values.hexdigest()}"
     if config.motion_file:  # the file's content, not its name
         settings["motion_file"] = _file_digest(Path(config.motion_file))
     manifest = Path(config.weights) / "MANIFEST.json"  # which weights, not where they lie

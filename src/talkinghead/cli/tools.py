@@ -1,5 +1,5 @@
-"""The measuring and training commands of the CLI (``talkinghead eval``, ``corpus``, ``train``),
-registered on ``cli.app`` when ``cli`` is imported; heavy modules are imported inside them."""
+"""The measuring and training commands: ``talkinghead eval``, ``corpus`` and ``train``. Heavy
+modules are imported inside them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from talkinghead.cli import DebugOption, _guard, app
+from talkinghead.cli.common import DebugOption, app, guard
 
-_EVAL_ROWS = (
+EVAL_ROWS = (
     ("lip sync", [("corr_lag0", "mouth vs loudness, correlation at lag 0"),
                   ("corr_best", "... at the best lag"),
                   ("corr_best_lag_ms", "best lag, ms (< 0: mouth first)"),
@@ -47,14 +47,18 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Measure a talking-head video: lip sync, blinks, head motion, jitter, identity."""
+    """Measure a talking-head video: lip sync, eyes, head, identity.
+
+    Lip sync against the sound, blinks and gaze, head motion and jitter, and with --source
+    the identity kept from the photo.
+    """
 
     def run():
         from talkinghead.evaluate import evaluate
 
         return evaluate(video, audio=audio, source=source)
 
-    report = _guard(run, debug=debug).as_dict()
+    report = guard(run, debug=debug).as_dict()
     if as_json:
         print(json.dumps(report))
         return
@@ -62,7 +66,7 @@ def eval_command(
     from rich.table import Table
 
     table = Table(title=str(video), show_header=False)
-    for group, rows in _EVAL_ROWS:
+    for group, rows in EVAL_ROWS:
         table.add_row(f"[bold]{group}[/bold]", "")
         for key, label in rows:
             value = report[key]
@@ -83,7 +87,10 @@ def corpus_command(
         help="Motion scales measured on real videos (bench/calibrate.py).", show_default=False)] = None,
     debug: DebugOption = False,
 ) -> None:
-    """Generate the synthetic training corpus: espeak-ng speech with motion from its phonemes."""
+    """Generate the synthetic training corpus.
+
+    espeak-ng speech in many voices, with motion made from its phonemes.
+    """
 
     def run():
         from rich.console import Console
@@ -100,7 +107,7 @@ def corpus_command(
                                    progress=lambda seconds: bars.advance(task, seconds),
                                    calibration=Calibration.load(calibration) if calibration else None)
 
-    summary = _guard(run, debug=debug)
+    summary = guard(run, debug=debug)
     print(json.dumps(summary))
 
 
@@ -125,7 +132,10 @@ def train_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Train the diffusion motion generator (torchrun for several GPUs) and export weights."""
+    """Train the diffusion motion generator and export its weights.
+
+    On a corpus, real talking videos or both; torchrun runs it on several GPUs.
+    """
     command = "talkinghead " + " ".join(sys.argv[1:])
 
     def run():
@@ -152,6 +162,6 @@ def train_command(
                          command=command, resume=resume,
                          progress=lambda step, loss: bars.update(task, completed=step, loss=loss))
 
-    manifest = _guard(run, debug=debug)
+    manifest = guard(run, debug=debug)
     if manifest:
         print(out / "MANIFEST.json")

@@ -1,0 +1,166 @@
+"""The public Python API: ``talkinghead.render`` for one video, ``talkinghead.Avatar`` for many
+audio clips of one photo (the face work, the decoder and the weights done once).
+
+Options are ``render``'s long option names as keywords (``seed=3``, ``size=256``,
+``full_frame=True``, ``motion="baseline"``, ``gaze="camera"``, ``emotion="happy:0.7"``, ...),
+with the same defaults and ranges as the command line (``config.RenderConfig``); a bad one
+raises ``InputError`` with one line naming it. The CLI and batch are built on these.
+
+    import talkinghead
+
+    talkinghead.render("photo.jpg", "speech.wav", "talk.mp4", seed=3)
+
+    avatar = talkinghead.Avatar.from_photo("photo.jpg", size=256)
+    avatar.render("hello.wav", "hello.mp4")
+    frames = list(avatar.frames(avatar.motion("bye.wav", emotion="happy")))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from talkinghead.config import SETUP_OPTIONS, RenderConfig
+from talkinghead.errors import InputError
+from talkinghead.motionspace import MotionSequence
+from talkinghead.pipeline import (
+    PhotoSetup,
+    Progress,
+    RenderResult,
+    Warn,
+    check_before_work,
+    clip_motion,
+    default_output,
+    frame_batches,
+    prepare,
+    render_clip,
+)
+from talkinghead.pipeline import reenact as reenact_video
+from talkinghead.pipeline import render as render_video
+
+if TYPE_CHECKING:
+    from talkinghead.renderer import Decoder
+
+PathLike = str | Path
+
+
+def _options(base: RenderConfig | None, options: dict[str, Any]
+             ) -> tuple[RenderConfig, MotionSequence | None]:
+    """The config from ``base`` and the keyword options, and motion given in memory
+    (``motion=`` a MotionSequence rather than a generator's name or a file)."""
+    given = options.pop("motion") if isinstance(options.get("motion"), MotionSequence) else None
+    return (base or RenderConfig()).with_options(**options), given
+
+
+def _output(photo: Path, audio: Path, output: PathLike | None) -> Path:
+    return (Path(output) if output is not None else default_output(photo, audio)).expanduser().absolute()
+
+
+def render(photo: PathLike, audio: PathLike, output: PathLike | None = None, *,
+           config: RenderConfig | None = None, force: bool = False, progress: Progress | None = None,
+           warn: Warn | None = None, **options: Any) -> RenderResult:
+    """Render ``photo`` speaking ``audio`` into ``output`` (default: ``<photo>_<audio>.mp4``
+    in the working directory), an H.264 + AAC mp4 written atomically. ``options`` override
+    ``config`` (default: ``RenderConfig()``); ``force`` overwrites an existing output."""
+    config, given = _options(config, options)
+    photo, audio = Path(photo), Path(audio)
+    return render_video(photo, audio, _output(photo, audio, output), config, force=force,
+                        progress=progress, warn=warn, motion=given)
+
+
+def reenact(photo: PathLike, driving: PathLike, output: PathLike | None = None, *,
+            force: bool = False, progress: Progress | None = None, warn: Warn | None = None,
+            **options: Any) -> RenderResult:
+    """Animate ``photo`` with the motion and sound of the face in the ``driving`` video, at
+    the driving video's frame rate unless ``fps`` is given."""
+    from talkinghead.mux import probe
+
+    photo, driving = Path(photo), Path(driving)
+    if options.get("fps") is None:
+        if not driving.is_file():
+            raise InputError(driving, "file not found")
+        options["fps"] = min(max(probe(driving).fps, 1.0), 120.0)
+    config, _ = _options(None, options)
+    return reenact_video(photo, driving, _output(photo, driving, output), config, force=force,
+                         progress=progress, warn=warn)
+
+
+class Avatar:
+    """One photo, ready to speak any number of audio clips. ``from_photo`` does the work that
+    depends on the photo alone, once: loading it, finding the face, encoding it, building
+    the decoder and loading the motion weights. ``render``, ``motion`` and ``frames`` then
+    take each clip; the same seed gives the same frames as ``talkinghead.render``."""
+
+    def __init__(self, setup: PhotoSetup, config: RenderConfig) -> None:
+        self._setup = setup
+        self.config = config  # the defaults of every clip; options of a call override them
+
+    @classmethod
+    def from_photo(cls, photo: PathLike, *, config: RenderConfig | None = None,
+                   progress: Progress | None = None, warn: Warn | None = None,
+                   **options: Any) -> Avatar:
+        """An Avatar of ``photo``. ``size``, ``full_frame``, ``face`` and ``device`` are
+        fixed here; every other option is a default the calls may override."""
+        config, _ = _options(config, options)
+        return cls(prepare(Path(photo), config, progress=progress, warn=warn), config)
+
+    @property
+    def photo(self) -> Path:
+        return self._setup.photo
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames, pixels."""
+        return self._setup.decoder.width, self._setup.decoder.height
+
+    @property
+    def source(self) -> MotionSequence:
+        """The photo's own motion (one frame): motion is made and applied relative to it."""
+        return self._setup.source
+
+    @property
+    def decoder(self) -> Decoder:
+        """What turns motion into frames (``frames`` uses it batch by batch)."""
+        return self._setup.decoder
+
+    @property
+    def setup_seconds(self) -> dict[str, float]:
+        """Seconds ``from_photo`` spent per stage (load, face, encode, render)."""
+        return dict(self._setup.seconds)
+
+    def _config(self, options: dict[str, Any]) -> tuple[RenderConfig, MotionSequence | None]:
+        config, given = _options(self.config, options)
+        for name in SETUP_OPTIONS:
+            field = "face_index" if name == "face" else name
+            if name in options and getattr(config, field) != getattr(self.config, field):
+                raise InputError(None, f"--{name.replace('_', '-')} is fixed when the Avatar is made: "
+                                       "pass it to Avatar.from_photo")
+        return config, given
+
+    def motion(self, audio: PathLike, **options: Any) -> MotionSequence:
+        """The motion for every frame of ``audio`` (stages 4 and 5), controls applied."""
+        from talkinghead.load import load_audio
+
+        config, given = self._config(options)
+        return clip_motion(self._setup, load_audio(audio), config, given=given)
+
+    def frames(self, motion: MotionSequence, **options: Any) -> Iterator[np.ndarray]:
+        """(H, W, 3) uint8 RGB frames of ``motion`` (stage 6), one by one, without ffmpeg.
+        ``watermark`` and ``watermark_text`` apply as in ``render``."""
+        config, _ = self._config(options)
+        for batch in frame_batches(self._setup, motion, config):
+            yield from batch
+
+    def render(self, audio: PathLike, output: PathLike | None = None, *, force: bool = False,
+               progress: Progress | None = None, **options: Any) -> RenderResult:
+        """This photo speaking ``audio`` into ``output`` (stages 4-7), as ``talkinghead.render``
+        would make it with the same options."""
+        config, given = self._config(options)
+        audio = Path(audio)
+        output_path = _output(self.photo, audio, output)
+        check_before_work(output_path, force)
+        return render_clip(self._setup, audio, output_path, config, force=force,
+                           progress=progress, motion=given)
