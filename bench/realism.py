@@ -6,9 +6,10 @@
 
 For each video of the split: frame 0 becomes the photo, the video's own sound the speech;
 each generator (``label=baseline`` for the rule-based motion, ``label=DIR`` for diffusion
-weights in DIR) renders it with seed 0. The real video and every render are measured by the same
-instruments: ``talkinghead eval`` (head pose sd, rotation per frame, mouth-opening sd, best
-lip lag, vowel/bilabial AUC at lag 0, blinks, jitter) and the motion encoder
+weights in DIR, ``label=reenact`` for the video's own extracted motion: the ceiling the
+renderer and the instruments allow) renders it with seed 0. The real video and every
+render are measured by the same instruments: ``talkinghead eval`` (head pose sd, rotation
+per frame, mouth-opening sd, best lip lag, vowel/bilabial AUC at lag 0, blinks, jitter) and the motion encoder
 (``extract_motion``), whose 2 s windows of pose and expression spread and speed give a
 Frechet distance between all real and all generated windows.
 
@@ -32,7 +33,7 @@ from talkinghead.evaluate import evaluate
 from talkinghead.extract import extract_motion
 from talkinghead.motionfile import retime
 from talkinghead.motionstats import frechet_distance, window_features
-from talkinghead.pipeline import render
+from talkinghead.pipeline import reenact, render
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 25.0
@@ -72,6 +73,17 @@ def measure(video: Path, audio: Path, cache: Path) -> dict:
     return result
 
 
+def make_render(spec: str, photo: Path, video: Path, out: Path, size: int) -> None:
+    """Render ``photo`` speaking ``video``'s sound with the generator ``spec`` (see the module doc)."""
+    if spec == "reenact":
+        reenact(photo, video, out, RenderConfig(device="cpu", size=size, seed=0), force=True)
+        return
+    config = RenderConfig(motion="baseline" if spec == "baseline" else "diffusion",
+                          weights=Path(spec) if spec != "baseline" else RenderConfig().weights,
+                          device="cpu", size=size, seed=0)
+    render(photo, video, out, config, force=True)
+
+
 def contact_sheet(rows: list[tuple[str, list[Path]]], out: Path, times=(0.25, 0.5, 0.75)) -> None:
     """One row per (video, time): the real frame, then each render's, 192 px each."""
     tiles = []
@@ -95,7 +107,7 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "realism")
     parser.add_argument("--generators", default="baseline=baseline,shipped=weights",
-                        help="comma-separated label=baseline or label=WEIGHTS_DIR")
+                        help="comma-separated label=baseline, label=reenact or label=WEIGHTS_DIR")
     parser.add_argument("--size", type=int, default=256, help="render side, pixels")
     parser.add_argument("--only", default="", help="comma-separated video id prefixes")
     parser.add_argument("--reuse", action="store_true", help="keep renders and measures already made")
@@ -123,11 +135,8 @@ def main() -> None:
         for label, spec in generators.items():
             out = args.out / label / f"{name}.mp4"
             if not (args.reuse and out.exists()):
-                config = RenderConfig(motion="baseline" if spec == "baseline" else "diffusion",
-                                      weights=Path(spec) if spec != "baseline" else RenderConfig().weights,
-                                      device="cpu", size=args.size, seed=0)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                render(photo, video, out, config, force=True)
+                make_render(spec, photo, video, out, args.size)
             made = measure(out, video, cache / f"{name}-{label}.json")
             windows.setdefault(label, []).extend(made["windows"])
             row[label] = {k: made["eval"][k] for k in RATIOS + LEVELS}

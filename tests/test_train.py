@@ -97,3 +97,30 @@ def test_training_lowers_the_loss_and_real_videos_are_recorded(tmp_path):
     assert entries[0].stat().st_mtime_ns == stamp  # read from the cache, not re-extracted
     assert again["init"]["sha256"] == manifest["files"]["motion_dit.safetensors"]["sha256"]
     assert again["config"] == manifest["config"]  # fine-tuning keeps the network's shape
+
+
+def test_real_clips_blink_with_both_eyes_at_once(tmp_path):
+    """The encoder reads each lid with its own noise; training clips from real videos get
+    both eyelids at their mean (a generator trained on the noise winks), nothing else changes."""
+    import numpy as np
+
+    from talkinghead.generator import file_sha256
+    from talkinghead.motionspace import MOTION_NAMES
+    from talkinghead.train import EXTRACTION_VERSION, load_video_clips
+
+    video = tmp_path / "talk.mp4"
+    video.write_bytes(b"not decoded: the cache entry below answers for it")
+    rng = np.random.default_rng(0)
+    motion = rng.uniform(0, 1, (50, len(MOTION_NAMES))).astype(np.float32)
+    audio = rng.normal(size=(50, 4)).astype(np.float32)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    np.savez(cache / f"{file_sha256(video)}-v{EXTRACTION_VERSION}.npz", motion=motion, audio=audio,
+             usable=True)
+    (clip,), used = load_video_clips([video], cache)
+    left, right = MOTION_NAMES.index("eyeBlinkLeft"), MOTION_NAMES.index("eyeBlinkRight")
+    np.testing.assert_allclose(clip.motion[:, left], (motion[:, left] + motion[:, right]) / 2, atol=1e-6)
+    np.testing.assert_array_equal(clip.motion[:, left], clip.motion[:, right])
+    others = [i for i in range(len(MOTION_NAMES)) if i not in (left, right)]
+    np.testing.assert_array_equal(clip.motion[:, others], motion[:, others])
+    assert used[0]["seconds"] == 2.0 and not clip.gaze_given
