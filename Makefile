@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint bench bench-full reference reenactment sheets examples corpus weights weights-real weights-mixed calibrate realism clean
+.PHONY: setup demo test test-fast lint wheel-check bench bench-full reference reenactment sheets examples corpus weights weights-real weights-mixed calibrate realism clean
 
 setup: $(STAMP)
 
@@ -32,8 +32,13 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check src tests bench examples
 
+# The wheel built, installed with plain pip into a fresh venv and used from another folder.
+wheel-check: setup
+	bash .ci/wheel-smoke
+
 bench: setup
 	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/avatar.py
 
 bench-full: setup
 	$(BIN)/python bench/speed.py --full

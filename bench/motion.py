@@ -28,16 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from talkinghead.api import render
 from talkinghead.audio import audio_features
-from talkinghead.config import RenderConfig
 from talkinghead.controls import Controls
-from talkinghead.evaluate import _with_landmarks, evaluate
+from talkinghead.evaluate import evaluate, with_landmarks
 from talkinghead.generator import MotionGenerator, SampleOptions
 from talkinghead.load import load_audio
 from talkinghead.models import facemesh as fm
 from talkinghead.motionspace import MOTION_NAMES
 from talkinghead.mux import probe, read_frames
-from talkinghead.pipeline import render
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("auc_lag0", "auc_best", "bilabial_closure", "corr_lag0", "silence_ratio", "blinks_per_min",
@@ -49,7 +48,7 @@ def face_measures(video: Path) -> dict[str, float]:
     info = probe(video)
     iod, mouth, brow = [], [], []
     frames = (f for batch in read_frames(video, info.width, info.height) for f in batch)
-    for _, lm in _with_landmarks(frames):
+    for _, lm in with_landmarks(frames):
         if lm is None:
             continue
         head = fm.fit_head_frame(lm)
@@ -97,8 +96,8 @@ def main() -> None:
             for motion in ("baseline", "diffusion"):
                 name = f"{portrait.stem.split('_')[0]}_{audio.stem}"
                 out = args.out / f"{name}_{motion}.mp4"
-                render(portrait, audio, out, RenderConfig(motion=motion, weights=args.weights,
-                                                          device="cpu", size=args.size), force=True)
+                render(portrait, audio, out, motion=motion, weights=args.weights, device="cpu",
+                       size=args.size, force=True)
                 report = evaluate(out, audio=audio).as_dict()
                 results["lip_sync"].setdefault(motion, {})[name] = {k: report[k] for k in KEYS}
                 print(f"{name:32s} {motion:9s} " + " ".join(
@@ -140,8 +139,8 @@ def main() -> None:
         for motion in ("diffusion",):
             for name, options in cases.items():
                 out = args.out / f"controls_{motion}_{name}.mp4"
-                render(photo, audio, out, RenderConfig(motion=motion, weights=args.weights, device="cpu",
-                                                       size=args.size, **options), force=True)
+                render(photo, audio, out, motion=motion, weights=args.weights, device="cpu",
+                       size=args.size, force=True, **options)
                 report = evaluate(out, audio=audio).as_dict()
                 row = {"gaze_yaw_mean": report["gaze_yaw_mean"], "gaze_pitch_mean": report["gaze_pitch_mean"],
                        **face_measures(out)}

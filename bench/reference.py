@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from talkinghead.api import render
 from talkinghead.config import RenderConfig
 from talkinghead.evaluate import evaluate
-from talkinghead.pipeline import render
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = (
@@ -68,7 +68,7 @@ def main() -> None:
             reports = []
             for photo in portraits:
                 out = Path(tmp) / f"{photo.stem}__{audio.stem}.mp4"
-                render(photo, audio, out, config, force=True)
+                render(photo, audio, out, config=config, force=True)
                 reports.append(evaluate(out, audio=audio, source=photo).as_dict())
                 print(f"rendered and measured {out.name}", flush=True)
             rows.append((f"talkinghead {args.motion}: {audio.stem} ({len(portraits)} portraits)", reports))

@@ -218,7 +218,7 @@ def evaluate(video: Path, audio: Path | None = None, source: Path | None = None)
     mouth, eye_l, eye_r, poses, gaze, stable, iods, ident = [], [], [], [], [], [], [], []
     n = 0
     frames = (f for batch in read_frames(video, info.width, info.height) for f in batch)
-    for k, (frame, lm) in enumerate(_with_landmarks(frames)):
+    for k, (frame, lm) in enumerate(with_landmarks(frames)):
         n = k + 1
         if lm is None:
             for series in (mouth, eye_l, eye_r, iods):
@@ -282,7 +282,7 @@ def evaluate(video: Path, audio: Path | None = None, source: Path | None = None)
     )
 
 
-def _with_landmarks(frames):
+def with_landmarks(frames):
     """Pairs (frame, landmarks or None), tracking through the video."""
     frames = iter(frames)
     buffer: list[np.ndarray] = []

@@ -58,8 +58,8 @@ def _solutions():  # the mediapipe.solutions module, imported quietly
             from mediapipe.python import solutions
     except ImportError:
         raise TalkingHeadError(
-            "mediapipe is not installed: run `make setup`, or "
-            "`pip install --no-deps mediapipe==0.10.21` (see the README for why --no-deps)"
+            "mediapipe is not installed: run `pip install --no-deps mediapipe==0.10.21` "
+            "(README, \"Install\": why --no-deps)"
         ) from None
     return solutions
 

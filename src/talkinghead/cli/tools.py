@@ -139,23 +139,16 @@ def train_command(
     command = "talkinghead " + " ".join(sys.argv[1:])
 
     def run():
+        from rich import progress as rp
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
         from talkinghead.train import TrainConfig, train
 
         config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, threads=threads,
                              real_fraction=real_fraction, lr=lr)
-        bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=Console(stderr=True))
+        bars = rp.Progress(rp.TextColumn("{task.description:<22}"), rp.BarColumn(),
+                           rp.MofNCompleteColumn(), rp.TextColumn("loss {task.fields[loss]:.4f}"),
+                           rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), console=Console(stderr=True))
         with bars:
             task = bars.add_task("Training", total=steps, loss=float("nan"))
             return train(corpus, out, config, videos=videos, video_cache=video_cache, init=init,

@@ -87,11 +87,11 @@ def render(
     expression: Annotated[float, typer.Option(
         help=f"Scale of expression movement (brows, smiles; not lips or blinks) "
              f"{describe('expression')}.")] = DEFAULTS.controls.expression,
-    still: Annotated[bool, typer.Option(
-        "--still", help="Lips and blinks only: head and eyes held.")] = DEFAULTS.controls.still,
     face: FaceOption = DEFAULTS.face_index,
     watermark: WatermarkOption = False,
     watermark_text: WatermarkTextOption = WATERMARK_TEXT,
+    still: Annotated[bool, typer.Option(
+        "--still", help="Lips and blinks only: head and eyes held.")] = DEFAULTS.controls.still,
     force: ForceOption = False,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -122,13 +122,13 @@ def reenact(
         help=f"Frames per second {describe('fps')} (default: the driving video's).")] = None,
     size: SizeOption = DEFAULTS.size,
     full_frame: FullFrameOption = DEFAULTS.full_frame,
-    device: DeviceOption = DEFAULTS.device,
     face: FaceOption = DEFAULTS.face_index,
+    device: DeviceOption = DEFAULTS.device,
+    force: ForceOption = False,
     watermark: WatermarkOption = False,
     watermark_text: WatermarkTextOption = WATERMARK_TEXT,
-    force: ForceOption = False,
-    quiet: QuietOption = False,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Animate PHOTO with the motion and sound of the face in DRIVING.
