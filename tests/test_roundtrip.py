@@ -1,0 +1,67 @@
+"""The renderer draws motion at the strength the extractor reads back (``bench/roundtrip.py``
+measures it on every devdata portrait): the generator learns from extracted motion, so a head
+drawn weaker than asked caps how lively every video looks."""
+
+import numpy as np
+import pytest
+
+from talkinghead.extract import motion_from_landmarks
+from talkinghead.face import track_landmarks
+from talkinghead.motionspace import MotionSequence, expression_index
+
+SWEEP = np.array([0.0, 0.5, 1.0, 0.5, 0.0, -0.5, -1.0, -0.5, 0.0])  # one slow swing
+
+
+def _held(source: MotionSequence, n: int) -> MotionSequence:
+    return MotionSequence(source.fps, np.repeat(source.pose, n, 0), np.repeat(source.expression, n, 0),
+                          np.repeat(source.gaze, n, 0))
+
+
+def _read_back(renderer, motion: MotionSequence) -> MotionSequence:
+    return motion_from_landmarks(list(track_landmarks(list(renderer.render(motion)))), motion.fps)[0]
+
+
+def _gain(read: np.ndarray, asked: np.ndarray) -> float:
+    read, asked = read - read.mean(), asked - asked.mean()
+    return float(np.dot(read, asked) / np.dot(asked, asked))
+
+
+@pytest.mark.parametrize("axis, amplitude, low, high", [
+    (0, 8.0, 0.92, 1.2),  # yaw: 1.04; 0.81 with the flattened sides of before
+    (1, 6.0, 0.95, 1.2),  # pitch: 1.06; 0.92 before (0.70-0.86 on the devdata portraits)
+    (2, 5.0, 0.9, 1.1),  # roll, in the image plane, no depth: 0.99 either way
+])
+def test_head_rotation_reads_back_at_the_angle_asked(encoded, renderer, axis, amplitude, low, high):
+    _, source = encoded
+    motion = _held(source, len(SWEEP))
+    motion.pose[:, axis] += (amplitude * SWEEP).astype(np.float32)
+    read = _read_back(renderer, motion)
+    assert low <= _gain(read.pose[:, axis], motion.pose[:, axis]) <= high
+
+
+def test_gaze_reads_back_at_the_angle_asked(encoded, renderer):
+    _, source = encoded
+    motion = _held(source, len(SWEEP))
+    motion.gaze[:, 0] += (12.0 * SWEEP).astype(np.float32)
+    motion.gaze[:, 1] += (10.0 * np.roll(SWEEP, 2)).astype(np.float32)
+    read = _read_back(renderer, motion)
+    gains = [_gain(read.gaze[:, i], motion.gaze[:, i]) for i in range(2)]
+    # Floors at today's strength (0.65 and 0.37 here), short of the 0.8 wanted (issue 13):
+    # the tracker reads an iris half hidden by still lids as moving less than it does.
+    assert gains[0] >= 0.6
+    assert gains[1] >= 0.3
+
+
+def test_blinks_read_back_closed_in_both_eyes_together(encoded, renderer):
+    _, source = encoded
+    level = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
+    motion = _held(source, len(level))
+    eyes = [expression_index("eyeBlinkLeft"), expression_index("eyeBlinkRight")]
+    motion.expression[:, eyes] = np.maximum(motion.expression[:, eyes], level[:, None])
+    read = _read_back(renderer, motion).expression[:, eyes]
+    # The tracker reads partly closed lids as more open than asked (0.28 of 0.5 here, issue 13),
+    # a shut one as shut; both eyes together, never a wink.
+    assert (read[level == 1.0] >= 0.8).all()
+    assert (read[level == 0.5] >= 0.2).all()
+    assert (read[level == 0.0] <= 0.15).all()
+    assert np.abs(read[:, 0] - read[:, 1]).max() <= 0.15
