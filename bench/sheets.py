@@ -1,11 +1,13 @@
 """The README's pictures: frames of the demo, and the renderer across poses and mouth shapes.
 
-    python bench/sheets.py [--demo out/demo.mp4] [--out docs]
+    python bench/sheets.py [--demo out/demo.mp4] [--out docs] [--local out/sheets]
 
 - demo_frames.jpg: 8 frames spread over ``make demo``'s output, 2 rows of 4.
-- poses.jpg: every devdata portrait (rows) rendered by the mesh-warp renderer with the
+- poses.jpg: the example portrait (public domain) rendered by the mesh-warp renderer with the
   motions in POSES (columns): head turns up to 20° yaw and 12° pitch, with the jaw, smile,
-  pucker, blink, brows and gaze changed against the photo's own. Needs ../shared/devdata.
+  pucker, blink, brows and gaze changed against the photo's own.
+- ``--local``/poses-devdata.jpg: the same for every devdata portrait (rows), for looking at
+  locally only: devdata's photos (and pictures made from them) may not enter the repository.
 """
 
 from __future__ import annotations
@@ -50,10 +52,11 @@ def demo_frames(video: Path, out: Path, count: int = 8) -> None:
     cv2.imwrite(str(out), np.concatenate(rows, axis=0), [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 
-def pose_sheet(out: Path) -> None:
+def pose_sheet(photos: list[Path], out: Path) -> None:
+    """One row per photo, one column per entry of POSES."""
     config = RenderConfig(size=512)
     rows = []
-    for photo in sorted((DEVDATA / "portraits").glob("*")):
+    for photo in photos:
         avatar = Avatar.from_photo(photo, config=config, motion="baseline")
         source = avatar.source
         pose = np.repeat(source.pose, len(POSES), axis=0)
@@ -77,14 +80,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, default=ROOT / "out" / "demo.mp4")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--local", type=Path, default=ROOT / "out" / "sheets",
+                        help="folder for the devdata pose sheet (not for the repository)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.demo.exists():
         demo_frames(args.demo, args.out / "demo_frames.jpg")
     else:
         print(f"{args.demo}: not found, run `make demo` first; demo frames skipped")
+    pose_sheet([ROOT / "examples" / "astronaut.png"], args.out / "poses.jpg")
     if (DEVDATA / "portraits").is_dir():
-        pose_sheet(args.out / "poses.jpg")
+        args.local.mkdir(parents=True, exist_ok=True)
+        pose_sheet(sorted((DEVDATA / "portraits").glob("*")), args.local / "poses-devdata.jpg")
     else:
         print(f"{DEVDATA / 'portraits'}: not found; pose sheet skipped")
     print(f"wrote pictures to {args.out}")
