@@ -2,7 +2,7 @@
 
     python bench/realism.py [--realdata ../shared/realdata] [--split val] [--out out/realism]
                             [--generators baseline=baseline,shipped=weights] [--size 256]
-                            [--only r03,r19] [--reuse] [--sheet]
+                            [--only r03,r19] [--reuse] [--sheet] [--traces docs/x.png]
 
 For each video of the split: frame 0 becomes the photo, the video's own sound the speech;
 each generator (``label=baseline`` for the rule-based motion, ``label=DIR`` for diffusion
@@ -15,7 +15,8 @@ Frechet distance between all real and all generated windows.
 
 Prints a per-video table and the medians of the ratios generated / real; writes realism.json
 (and with --sheet, contact_sheet.png: real frames beside each generator's, for looking at
-locally; realdata footage must not be copied into the repository).
+locally; realdata footage must not be copied into the repository; with --traces PNG, the head
+yaw and pitch tracks of each video, real against generated: numbers, no footage).
 """
 
 from __future__ import annotations
@@ -60,14 +61,18 @@ def first_frame(video: Path, out: Path) -> Path:
 
 
 def measure(video: Path, audio: Path, cache: Path) -> dict:
-    """eval's report and the motion windows of ``video``, cached as JSON beside it."""
+    """eval's report, the motion windows and the head pose track (yaw, pitch, roll per frame
+    at FPS) of ``video``, cached as JSON beside it."""
     if cache.exists():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        if "pose" in cached:
+            return cached
     report = evaluate(video, audio=audio).as_dict()
     extracted = extract_motion(video).motion
     n = round(extracted.n_frames / extracted.fps * FPS)
     table = retime(extracted, FPS, n).to_array()
-    result = {"eval": report, "windows": window_features(table, FPS).tolist()}
+    result = {"eval": report, "windows": window_features(table, FPS).tolist(),
+              "pose": np.round(table[:, :3], 3).tolist()}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result))
     return result
@@ -82,6 +87,40 @@ def make_render(spec: str, photo: Path, video: Path, out: Path, size: int) -> No
                           weights=Path(spec) if spec != "baseline" else RenderConfig().weights,
                           device="cpu", size=size, seed=0)
     render(photo, video, out, config, force=True)
+
+
+COLOURS = ((40, 40, 40), (40, 110, 230), (60, 170, 60), (200, 120, 30), (150, 60, 170))  # BGR
+
+
+def pose_traces(tracks: dict[str, dict[str, list]], out: Path, seconds: float = 8.0) -> None:
+    """One panel per video: head yaw (top) and pitch (bottom) over the first ``seconds``, the
+    real video's in dark grey and each generator's in colour (numbers only: no footage)."""
+    width, height, pad = 420, 120, 18
+    panels = []
+    for name, by_label in tracks.items():
+        panel = np.full((2 * height + 3 * pad, width, 3), 255, np.uint8)
+        cv2.putText(panel, name, (6, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        for row, axis in enumerate(("yaw", "pitch")):
+            top = pad + row * (height + pad)
+            cv2.putText(panel, f"{axis}, +-10 deg", (width - 100, top + 10), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.33, (90, 90, 90), 1, cv2.LINE_AA)
+            cv2.line(panel, (0, top + height // 2), (width, top + height // 2), (220, 220, 220), 1)
+            for colour, (label, pose) in zip(COLOURS, by_label.items(), strict=False):
+                track = np.array(pose)[: int(seconds * FPS), row]
+                track = track - np.median(track)
+                xs = np.arange(len(track)) * width / (seconds * FPS)
+                ys = top + height / 2 - np.clip(track, -10, 10) * height / 20
+                points = np.stack([xs, ys], axis=1).round().astype(np.int32)
+                cv2.polylines(panel, [points], False, colour, 1, cv2.LINE_AA)
+                if row == 0:
+                    cv2.putText(panel, label, (60 + 70 * COLOURS.index(colour), 13),
+                                cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1, cv2.LINE_AA)
+        panels.append(panel)
+    while len(panels) % 2:
+        panels.append(np.full_like(panels[0], 255))
+    rows = [np.hstack([panels[i], np.full((panels[i].shape[0], 8, 3), 200, np.uint8), panels[i + 1]])
+            for i in range(0, len(panels), 2)]
+    cv2.imwrite(str(out), np.vstack(rows))
 
 
 def contact_sheet(rows: list[tuple[str, list[Path]]], out: Path, times=(0.25, 0.5, 0.75)) -> None:
@@ -112,6 +151,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated video id prefixes")
     parser.add_argument("--reuse", action="store_true", help="keep renders and measures already made")
     parser.add_argument("--sheet", action="store_true", help="write contact_sheet.png")
+    parser.add_argument("--traces", type=Path, default=None,
+                        help="write the head pose tracks, real against generated, to this PNG")
     args = parser.parse_args()
     videos = split_videos(args.realdata, args.split)
     if args.only:
@@ -120,6 +161,7 @@ def main() -> None:
     results: dict = {"videos": {}, "medians": {}, "frechet": {}, "generators": generators}
     windows: dict[str, list] = {"real": []}
     sheet_rows = []
+    tracks: dict[str, dict[str, list]] = {}
     for video in videos:
         name = video.stem.split("_")[0]
         photo = first_frame(video, args.out / "frames" / f"{name}.png")
@@ -131,6 +173,7 @@ def main() -> None:
         real = measure(video, video, cache / f"{name}-real.json")
         windows["real"] += real["windows"]
         row = {"real": {k: real["eval"][k] for k in RATIOS + LEVELS}}
+        tracks[name] = {"real": real["pose"]}
         rendered = [video]
         for label, spec in generators.items():
             out = args.out / label / f"{name}.mp4"
@@ -139,6 +182,7 @@ def main() -> None:
                 make_render(spec, photo, video, out, args.size)
             made = measure(out, video, cache / f"{name}-{label}.json")
             windows.setdefault(label, []).extend(made["windows"])
+            tracks[name][label] = made["pose"]
             row[label] = {k: made["eval"][k] for k in RATIOS + LEVELS}
             row[label].update({f"{k}_ratio": made["eval"][k] / max(real["eval"][k], 1e-9) for k in RATIOS})
             rendered.append(out)
@@ -169,6 +213,8 @@ def main() -> None:
         print(f"{label:10s}{cells}" + (f"{fd:10.3g}" if fd is not None else ""))
     if args.sheet:
         contact_sheet(sheet_rows, args.out / "contact_sheet.png")
+    if args.traces:
+        pose_traces(tracks, args.traces)
 
 
 if __name__ == "__main__":
