@@ -9,8 +9,9 @@ these is rendered alone around the photo's own motion and read back:
   (1 = drawn at full strength), with their correlation;
 - blinks: BLINKS trapezoid blinks of both lids at once; the length asked for is the motion's
   own (``motionstats.blinks``: at half closure), the rendered one is what ``talkinghead eval``
-  measures on the video (``blink_ms``); ``eyes apart`` is the largest frame offset between the
-  two eyes' read-back lids at any blink (0: in step), ``left/right`` the blinks each eye makes.
+  measures on the video (``blink_ms``), ``left/right`` the blinks it counts per eye; ``eyes
+  apart`` is the largest offset in frames between the two eyes' read-back lids closing or
+  opening (at half closure; 0: in step, -1: one eye blinked alone).
 Frames are read back from memory for the angles (no codec) and from an mp4 for blinks (the
 command's own path). Writes out/roundtrip/summary.csv. Usage:
 
@@ -117,12 +118,14 @@ def measure(photo: Path, size: int, n: int) -> dict[str, float | str | None]:
     row["blink_rendered_ms"] = report.blink_ms
     row["blinks_left_right"] = f"{report.blinks_left}/{report.blinks_right}"
     lids = read_back(frames).expression[:, [expression_index(e) for e in EYES]]
-    apart = 0
-    for s, e in asked:  # the frame of fullest closure, per eye, within each blink
-        lo, hi = max(s - 3, 0), min(e + 3, len(lids))
-        peaks = lids[lo:hi].argmax(axis=0)
-        apart = max(apart, int(abs(peaks[0] - peaks[1])))
-    row["eyes_apart_frames"] = apart
+    left, right = (blinks(lids[:, k].astype(np.float64), FPS) for k in range(2))
+    # Frames between the two eyes' closing or opening (each at half its own closure); -1
+    # when one eye blinks and the other does not.
+    if len(left) != len(right):
+        row["eyes_apart_frames"] = -1
+    else:
+        row["eyes_apart_frames"] = max((max(abs(a[0] - b[0]), abs(a[1] - b[1]))
+                                        for a, b in zip(left, right, strict=True)), default=0)
     return row
 
 
