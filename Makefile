@@ -11,12 +11,13 @@ setup: $(STAMP)
 
 # torch first, as the CPU build (a plain `torch` requirement would pull a multi-GB CUDA build);
 # mediapipe without its declared dependencies (numpy<2 and jax, which the face mesh does not
-# use); then the package itself with its test tools.
+# use); then the package itself with its test tools and the Ray extra (its tests run on a
+# local two-CPU Ray).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install --no-deps mediapipe==0.10.21
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,ray]'
 	touch $(STAMP)
 
 demo: setup

@@ -155,15 +155,17 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_partial_file(tmp_path, photo, s
     assert not list(tmp_path.glob(".*.part.mp4")) and not list(tmp_path.glob("*.mp4"))
 
 
-def test_run_jobs_isolates_an_unexpected_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("reuse", [True, False])
+def test_run_jobs_isolates_an_unexpected_error(tmp_path, monkeypatch, reuse):
     import talkinghead.api
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(talkinghead.api, "render", broken)
+    monkeypatch.setattr(talkinghead.api.Avatar, "from_photo", broken)
     jobs = jobs_from("photo,audio\na.png,s.wav\nb.png,s.wav\n", "j.csv", tmp_path)
-    results = run_jobs(jobs)
+    results = run_jobs(jobs, reuse=reuse)
     assert [r.status for r in results] == ["failed", "failed"]
     assert results[0].error == "internal error: ZeroDivisionError: a bug"
 

@@ -131,11 +131,13 @@ class Avatar:
         """Seconds ``from_photo`` spent per stage (load, face, encode, render)."""
         return dict(self._setup.seconds)
 
-    def _config(self, options: dict[str, Any]) -> tuple[RenderConfig, MotionSequence | None]:
-        config, given = _options(self.config, options)
+    def _config(self, options: dict[str, Any], base: RenderConfig | None = None
+                ) -> tuple[RenderConfig, MotionSequence | None]:
+        config, given = _options(base or self.config, options)
         for name in SETUP_OPTIONS:
             field = "face_index" if name == "face" else name
-            if name in options and getattr(config, field) != getattr(self.config, field):
+            asked = name in options or base is not None
+            if asked and getattr(config, field) != getattr(self.config, field):
                 raise InputError(None, f"--{name.replace('_', '-')} is fixed when the Avatar is made: "
                                        "pass it to Avatar.from_photo")
         return config, given
@@ -155,10 +157,12 @@ class Avatar:
             yield from batch
 
     def render(self, audio: PathLike, output: PathLike | None = None, *, force: bool = False,
-               progress: Progress | None = None, **options: Any) -> RenderResult:
+               progress: Progress | None = None, config: RenderConfig | None = None,
+               **options: Any) -> RenderResult:
         """This photo speaking ``audio`` into ``output`` (stages 4-7), as ``talkinghead.render``
-        would make it with the same options."""
-        config, given = self._config(options)
+        would make it with the same options. ``config`` replaces the Avatar's defaults (its
+        setup settings must be the Avatar's); ``options`` override either."""
+        config, given = self._config(options, config)
         audio = Path(audio)
         output_path = _output(self.photo, audio, output)
         check_before_work(output_path, force)

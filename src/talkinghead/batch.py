@@ -7,30 +7,39 @@ plus any ``render`` option by its long name (``seed``, ``fps``, ``full-frame``,
 rows into jobs (with a parser the CLI supplies, so that a job's options mean exactly what
 ``render``'s do) and runs them:
 
-- one failed job never stops the others: its error becomes its result;
-- ``workers > 1`` runs jobs in that many processes, each loading its models once;
+- one failed job never stops the others: its error becomes its result, once;
+- ``workers > 1`` runs jobs in that many processes, and ``--ray`` on Ray actors (``workers``
+  and ``rayworkers``): each worker loads its models once and keeps the ``Avatar`` of its
+  last photos, so jobs sharing a photo (and the settings that shape its setup) reuse its
+  face and encode work; a worker that dies is replaced and its job retried;
 - ``resume`` skips a job whose output exists and carries the settings hash the job would
   write (see provenance): same inputs' bytes, same settings, same version;
-- an interrupt stops every worker; each removes its partial file, as ``render`` does.
+- an interrupt stops every worker; no partial file is left (``render`` writes atomically,
+  and the partial file of a job whose worker died is removed).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
-import signal
+import re
+import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from talkinghead.config import RenderConfig
 from talkinghead.errors import InputError, TalkingHeadError
+
+if TYPE_CHECKING:
+    from talkinghead.api import Avatar
+    from talkinghead.workers import Engine
 
 Row = dict[str, Any]
 Status = Literal["ok", "skipped", "failed"]
@@ -58,6 +67,8 @@ class JobResult:
     seconds: float = 0.0
     frames: int = 0
     warnings: list[str] = field(default_factory=list)
+    attempts: int = 1  # workers that took the job: more than 1 after a worker died under it
+    worker: str = ""  # host:pid of the process that ran the last attempt
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,69 +190,101 @@ def already_done(job: Job) -> bool:
         return False
 
 
-def _result(job: Job, status: Status, **extra: Any) -> JobResult:
+def result_of(job: Job, status: Status, **extra: Any) -> JobResult:
     return JobResult(number=job.number, status=status, photo=str(job.photo), audio=str(job.audio),
                      output=str(job.output), **extra)
 
 
-def run_job(job: Job) -> JobResult:
-    """Render one job; every failure but an interrupt becomes the result."""
+def setup_key(job: Job) -> str:
+    """What the photo's setup (load, face, encode, decoder) depends on: the photo's bytes
+    (SHA-256) and the settings that shape it. Jobs with one key can share an Avatar."""
+    digest = hashlib.sha256()
+    try:
+        with open(job.photo, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return f"unreadable:{job.photo}"  # the job fails on its own, with render's message
+    c = job.config
+    return (f"{digest.hexdigest()}:{c.size}:{c.full_frame}:{c.max_side}:{c.face_index}:"
+            f"{c.min_face_px}:{c.device}")
+
+
+AVATARS_KEPT = 4  # photo setups a worker keeps (each holds its canvas and decoder tensors)
+_avatars: OrderedDict[str, tuple[Avatar, list[str]]] = OrderedDict()  # per process, newest last
+
+
+def _avatar(job: Job, warnings: list[str]) -> Avatar:
+    """The Avatar of the job's photo and setup settings: made once, kept for the next jobs
+    (least recently used dropped first). Warnings of its setup are repeated for every job."""
+    from talkinghead.api import Avatar
+
+    key = setup_key(job)
+    if key in _avatars:
+        _avatars.move_to_end(key)
+        avatar, setup_warnings = _avatars[key]
+        warnings.extend(setup_warnings)
+        return avatar
+    setup_warnings: list[str] = []
+    avatar = Avatar.from_photo(job.photo, config=job.config, warn=setup_warnings.append)
+    warnings.extend(setup_warnings)
+    _avatars[key] = avatar, setup_warnings
+    while len(_avatars) > AVATARS_KEPT:
+        _avatars.popitem(last=False)
+    return avatar
+
+
+def run_job(job: Job, reuse: bool = True) -> JobResult:
+    """Render one job; every failure but an interrupt becomes the result. ``reuse``: through
+    this process's Avatar of the job's photo (the same frames as a fresh render)."""
     from talkinghead.api import render
 
     warnings: list[str] = []
     started = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        result = render(job.photo, job.audio, job.output, config=job.config, force=job.force,
-                        warn=warnings.append)
+        if reuse:
+            result = _avatar(job, warnings).render(job.audio, job.output, force=job.force,
+                                                   config=job.config)
+        else:
+            result = render(job.photo, job.audio, job.output, config=job.config, force=job.force,
+                            warn=warnings.append)
     except TalkingHeadError as exc:  # InputError included: its exit code says which
-        return _result(job, "failed", error=str(exc), exit_code=exc.exit_code,
-                       seconds=time.perf_counter() - started, warnings=warnings)
+        return result_of(job, "failed", error=str(exc), exit_code=exc.exit_code,
+                         seconds=time.perf_counter() - started, warnings=warnings, worker=worker)
     except Exception as exc:  # a bug in one job must not stop the others
-        return _result(job, "failed", error=f"internal error: {type(exc).__name__}: {exc}",
-                       exit_code=1, seconds=time.perf_counter() - started, warnings=warnings)
-    return _result(job, "ok", seconds=result.seconds, frames=result.frames, warnings=warnings)
+        return result_of(job, "failed", error=f"internal error: {type(exc).__name__}: {exc}",
+                         exit_code=1, seconds=time.perf_counter() - started, warnings=warnings,
+                         worker=worker)
+    return result_of(job, "ok", seconds=time.perf_counter() - started, frames=result.frames,
+                     warnings=warnings, worker=worker)
 
 
-_stopping = False  # in a worker: an interrupt came, so start no further job
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    """In a worker, mid-job: the first SIGINT or SIGTERM interrupts the job (its partial file
-    is removed on the way out); later ones are ignored so that the clean-up finishes."""
-    global _stopping
-    _stopping = True
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _worker_init(threads: int) -> None:
-    """Once per worker process: share the cores, load the models, ignore Ctrl-C while idle."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(threads)
-    from talkinghead import face
-
-    face.warm_up()
-
-
-def _worker_job(job: Job) -> JobResult:
-    if _stopping:  # jobs already queued to this worker when the interrupt came
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+def remove_partial(output: Path) -> None:
+    """Delete the partial files a render of ``output`` left when its process was killed
+    (``.<stem>.XXXXXXXX.part.mp4`` beside it; see mux). Call it only while no process renders
+    ``output``: a live render's partial file has the same form."""
+    pattern = re.compile(rf"\.{re.escape(output.stem)}\.[A-Za-z0-9_]{{8}}\.part\.mp4")
     try:
-        return run_job(job)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for path in output.parent.iterdir():
+            if pattern.fullmatch(path.name):
+                path.unlink(missing_ok=True)
+    except OSError:
+        pass  # the folder is gone or unreadable: nothing of ours to remove
 
 
 def run_jobs(jobs: list[Job | BadRow], *, workers: int = 1, resume: bool = False,
+             retries: int = 2, reuse: bool = True, engine: Engine | None = None,
              on_result: Callable[[JobResult], None] | None = None) -> list[JobResult]:
     """Run every job; results in job order. ``on_result`` hears each as it finishes.
-    KeyboardInterrupt propagates after every worker has stopped and cleaned up."""
+
+    ``engine`` runs the jobs that need rendering (default: this process for one worker,
+    else a pool of ``workers`` processes; ``rayworkers.RayEngine`` for Ray); a job whose
+    worker dies is retried up to ``retries`` times. ``reuse``: jobs sharing a photo share
+    its setup within a worker. KeyboardInterrupt propagates after every worker has stopped
+    and no partial file is left."""
+    from talkinghead.workers import InProcess, LocalPool
+
     results: dict[int, JobResult] = {}
 
     def done(result: JobResult) -> None:
@@ -255,47 +298,17 @@ def run_jobs(jobs: list[Job | BadRow], *, workers: int = 1, resume: bool = False
             done(JobResult(number=job.number, status="failed", photo=job.photo, audio=job.audio,
                            output=job.output, error=job.error, exit_code=2))
         elif resume and already_done(job):
-            done(_result(job, "skipped"))
+            done(result_of(job, "skipped"))
         elif resume and job.output.exists() and not job.force:
-            done(_result(job, "failed", exit_code=2, error=f"{job.output}: exists, made from other "
-                         "inputs or settings (use --force to overwrite)"))
+            done(result_of(job, "failed", exit_code=2, error=f"{job.output}: exists, made from "
+                           "other inputs or settings (use --force to overwrite)"))
         else:
             pending.append(job)
-    if workers <= 1 or len(pending) <= 1:
-        for job in pending:
-            done(run_job(job))
-    else:
-        _run_parallel(pending, min(workers, len(pending)), done)
+    if pending:
+        if engine is None:
+            engine = InProcess() if workers <= 1 or len(pending) <= 1 else LocalPool(workers)
+        engine.run(pending, done, retries=retries, reuse=reuse)
     return [results[n] for n in sorted(results)]
-
-
-def _run_parallel(jobs: list[Job], workers: int, done: Callable[[JobResult], None]) -> None:
-    import multiprocessing
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(threads,))
-    futures: dict[Future[JobResult], Job] = {pool.submit(_worker_job, job): job for job in jobs}
-    try:
-        remaining = set(futures)
-        while remaining:
-            finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = futures[future]
-                try:
-                    done(future.result())
-                except KeyboardInterrupt:  # the worker was interrupted on its own (terminal ^C)
-                    raise
-                except Exception as exc:  # the worker died (killed, out of memory, crashed)
-                    done(_result(job, "failed", exit_code=1,
-                                 error=f"{job.output}: worker process died ({type(exc).__name__})"))
-    except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            with contextlib.suppress(OSError):  # busy workers clean up their partial file
-                os.kill(process.pid, signal.SIGTERM)
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
 
 
 def summary_counts(results: list[JobResult]) -> dict[str, int]:

@@ -17,4 +17,6 @@ app.registered_commands.sort(key=lambda command: ORDER.index(command.name or com
 
 
 def main() -> None:
-    app()
+    import sys
+
+    app(args=batch.ray_address_optional(sys.argv[1:]))

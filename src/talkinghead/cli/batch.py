@@ -1,16 +1,18 @@
 """``talkinghead batch``: many renders from a jobs file, each row parsed as ``render``'s
-command line (same names, types and defaults; the config checks the ranges)."""
+command line (same names, types and defaults; the config checks the ranges), on local worker
+processes or on Ray (``--ray``)."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
-from talkinghead.cli.common import EXIT_INTERNAL, DebugOption, app, guard
+from talkinghead.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, DebugOption, app, guard, stderr
 
 TRUE, FALSE = {"1", "true", "yes", "on", "y"}, {"0", "false", "no", "off", "n"}
 NOT_JOB_OPTIONS = {"quiet", "json", "debug", "help", "output"}
@@ -65,6 +67,25 @@ def job_parser(force_all: bool, device: str | None):
     return parse
 
 
+def ray_address_optional(argv: list[str]) -> list[str]:
+    """``--ray`` takes an optional ADDRESS, which Typer cannot express: a bare ``--ray`` (last,
+    or before an option or a word that is no address) becomes ``--ray local``."""
+    if "batch" not in argv:
+        return argv
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--":
+            return out + argv[i + 1:]
+        if arg == "--ray":
+            following = argv[i + 1] if i + 1 < len(argv) else ""
+            address = following in ("auto", "local") or following.startswith("ray://") or bool(
+                re.fullmatch(r"(\[[^\]]+\]|[\w.-]+):\d+", following))
+            if not address:
+                out.append("local")
+    return out
+
+
 class JobsProgress:
     """One Rich bar over the jobs and one line per finished job, on stderr."""
 
@@ -101,7 +122,19 @@ def batch(
         metavar="JOBS",
         help="Jobs file: CSV with a header (photo,audio,output,...) or JSON Lines, or - for stdin.",
         show_default=False)],
-    workers: Annotated[int, typer.Option(help="Parallel worker processes.", min=1, max=64)] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Parallel workers (default: 1; with --ray, as many as the cluster has room for).",
+        min=1, max=4096, show_default=False)] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]", show_default=False,
+        help="Run on Ray: no ADDRESS starts a local Ray, 'auto' joins this machine's cluster, "
+             "or host:port / ray://host:port. Needs: pip install 'talkinghead[ray]'.")] = None,
+    cpus_per_worker: Annotated[float, typer.Option(
+        min=0.01, max=1024, help="CPUs each Ray worker reserves (and its torch threads).")] = 1.0,
+    gpus_per_worker: Annotated[float, typer.Option(
+        min=0, max=64, help="GPUs each Ray worker reserves; fractions share a GPU.")] = 0.0,
+    retries: Annotated[int, typer.Option(
+        min=0, max=100, help="Times a job is retried when its worker dies under it.")] = 2,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Skip jobs whose output exists with the same inputs and settings.")] = False,
     out_dir: Annotated[Path | None, typer.Option(
@@ -118,12 +151,17 @@ def batch(
 
     Each job is a row with photo, audio, optional output and any render option by its long
     name (seed, fps, full-frame, face, watermark, ...). Relative paths are relative to the
-    jobs file. A failed job never stops the others.
+    jobs file. A failed job never stops the others; a job whose worker dies (killed, out of
+    memory) is retried on a fresh worker. With --ray, every node must see the same paths.
 
     Exit code: 0 all jobs succeeded or were skipped, 1 some job failed, 2 the jobs file
-    cannot be used, 130 interrupted.
+    cannot be used, 130 interrupted (after a summary of what finished).
     """
-    from talkinghead.batch import make_jobs, read_rows, run_jobs, summary_counts
+    from talkinghead.batch import make_jobs, read_rows, run_jobs
+
+    if ray is None and (cpus_per_worker != 1.0 or gpus_per_worker != 0.0):
+        stderr("error: --cpus-per-worker and --gpus-per-worker need --ray")
+        raise typer.Exit(2)
 
     def prepare():
         if jobs == "-":
@@ -135,29 +173,62 @@ def batch(
         return make_jobs(rows, jobs, base, folder, job_parser(force, device))
 
     job_list = guard(prepare, debug=debug)
+    engine = None
+    if ray is not None:
+        from talkinghead.rayworkers import RayEngine
+
+        engine = RayEngine(ray, cpus=cpus_per_worker, gpus=gpus_per_worker, workers=workers)
+        if not quiet:
+            stderr(f"Starting Ray ({ray})" if ray == "local" else f"Joining Ray at {ray}")
+        guard(engine.start, debug=debug)
+    results: list = []
 
     def report(result) -> None:
+        results.append(result)
         if as_json:
             print(json.dumps(result.as_dict()), flush=True)
         mark = {"ok": "done", "skipped": "skipped", "failed": "FAILED"}[result.status]
         detail = result.error if result.error else result.output
+        if result.attempts > 1 and result.status == "ok":
+            detail += f" (after {result.attempts - 1} worker death{'s' * (result.attempts > 2)})"
         progress.finished(f"job {result.number} {mark}: {detail}", result.status == "failed")
 
-    with JobsProgress(len(job_list), quiet) as progress:
-        results = guard(lambda: run_jobs(job_list, workers=workers, resume=resume,
-                                          on_result=report), debug=debug)
-    counts = summary_counts(results)
-    if not quiet:
-        from rich.table import Table
+    def work() -> bool:
+        """Run the jobs; False when interrupted (the workers have stopped by then)."""
+        try:
+            run_jobs(job_list, workers=workers or 1, resume=resume, retries=retries,
+                     engine=engine, on_result=report)
+        except KeyboardInterrupt:
+            return False
+        finally:
+            if engine is not None:
+                engine.close()
+        return True
 
-        table = Table(title=f"{len(results)} jobs: {counts['ok']} rendered, "
-                            f"{counts['skipped']} skipped, {counts['failed']} failed")
-        for column in ("job", "status", "output", "seconds", "problem"):
-            table.add_column(column)
-        for r in results:
-            table.add_row(str(r.number), r.status, r.output, f"{r.seconds:.1f}", r.error or "")
-        progress.console.print(table)
-    if counts["failed"]:
+    with JobsProgress(len(job_list), quiet) as progress:
+        finished = guard(work, debug=debug)
+    if not quiet:
+        summary(progress.console, sorted(results, key=lambda r: r.number), len(job_list))
+    if not finished:
+        stderr("talkinghead: interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if any(r.status == "failed" for r in results):
         raise typer.Exit(EXIT_INTERNAL)
 
 
+def summary(console, results: list, total: int) -> None:
+    """The table of finished jobs on stderr; its title counts the jobs never finished."""
+    from rich.table import Table
+
+    from talkinghead.batch import summary_counts
+
+    counts = summary_counts(results)
+    unfinished = total - len(results)
+    title = (f"{total} jobs: {counts['ok']} rendered, {counts['skipped']} skipped, "
+             f"{counts['failed']} failed" + (f", {unfinished} not finished" if unfinished else ""))
+    table = Table(title=title)
+    for column in ("job", "status", "output", "seconds", "problem"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(str(r.number), r.status, r.output, f"{r.seconds:.1f}", r.error or "")
+    console.print(table)
