@@ -4,7 +4,9 @@ processes or on Ray (``--ray``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -182,11 +184,12 @@ def batch(
             stderr(f"Starting Ray ({ray})" if ray == "local" else f"Joining Ray at {ray}")
         guard(engine.start, debug=debug)
     results: list = []
+    stdout = sys.stdout  # results only: Ray prints its own notices to sys.stdout
 
     def report(result) -> None:
         results.append(result)
         if as_json:
-            print(json.dumps(result.as_dict()), flush=True)
+            print(json.dumps(result.as_dict()), file=stdout, flush=True)
         mark = {"ok": "done", "skipped": "skipped", "failed": "FAILED"}[result.status]
         detail = result.error if result.error else result.output
         if result.attempts > 1 and result.status == "ok":
@@ -205,7 +208,9 @@ def batch(
                 engine.close()
         return True
 
-    with JobsProgress(len(job_list), quiet) as progress:
+    # Ray's driver prints notices (a worker died, ...) to stdout; each job's line says it.
+    with (JobsProgress(len(job_list), quiet) as progress, open(os.devnull, "w") as devnull,
+          contextlib.redirect_stdout(sys.stderr if debug else devnull)):
         finished = guard(work, debug=debug)
     if not quiet:
         summary(progress.console, sorted(results, key=lambda r: r.number), len(job_list))
@@ -226,9 +231,11 @@ def summary(console, results: list, total: int) -> None:
     unfinished = total - len(results)
     title = (f"{total} jobs: {counts['ok']} rendered, {counts['skipped']} skipped, "
              f"{counts['failed']} failed" + (f", {unfinished} not finished" if unfinished else ""))
-    table = Table(title=title)
+    table = Table()
     for column in ("job", "status", "output", "seconds", "problem"):
         table.add_column(column)
     for r in results:
         table.add_row(str(r.number), r.status, r.output, f"{r.seconds:.1f}", r.error or "")
-    console.print(table)
+    if results:
+        console.print(table)
+    console.print(title, markup=False, soft_wrap=True)
