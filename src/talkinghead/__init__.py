@@ -16,14 +16,15 @@ _PUBLIC = {
     "render": "talkinghead.api",
     "reenact": "talkinghead.api",
     "Avatar": "talkinghead.api",
+    "Frame": "talkinghead.stream",
     "RenderResult": "talkinghead.pipeline",
     "RenderConfig": "talkinghead.config",
     "MotionSequence": "talkinghead.motionspace",
     "InputError": "talkinghead.errors",
     "TalkingHeadError": "talkinghead.errors",
 }
-__all__ = ["Avatar", "InputError", "MotionSequence", "RenderConfig", "RenderResult", "TalkingHeadError",
-           "__version__", "reenact", "render"]
+__all__ = ["Avatar", "Frame", "InputError", "MotionSequence", "RenderConfig", "RenderResult",
+           "TalkingHeadError", "__version__", "reenact", "render"]
 
 if TYPE_CHECKING:
     from talkinghead.api import Avatar, reenact, render
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from talkinghead.errors import InputError, TalkingHeadError
     from talkinghead.motionspace import MotionSequence
     from talkinghead.pipeline import RenderResult
+    from talkinghead.stream import Frame
 
 
 def __getattr__(name: str) -> Any:

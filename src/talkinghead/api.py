@@ -17,12 +17,13 @@ raises ``InputError`` with one line naming it. The CLI and batch are built on th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from talkinghead.audio import preload_phone_decoder
 from talkinghead.config import SETUP_OPTIONS, RenderConfig
 from talkinghead.errors import InputError
 from talkinghead.motionspace import MotionSequence
@@ -40,6 +41,7 @@ from talkinghead.pipeline import (
 )
 from talkinghead.pipeline import reenact as reenact_video
 from talkinghead.pipeline import render as render_video
+from talkinghead.stream import Frame
 
 if TYPE_CHECKING:
     from talkinghead.renderer import Decoder
@@ -155,6 +157,33 @@ class Avatar:
         config, _ = self._config(options)
         for batch in frame_batches(self._setup, motion, config):
             yield from batch
+
+    def stream(self, chunks: Iterable[np.ndarray | bytes], *, sample_rate: int = 16_000,
+               **options: Any) -> Iterator[Frame]:
+        """Frames while the audio is still arriving: ``chunks`` are pieces of PCM at
+        ``sample_rate`` (numpy arrays, float in [-1, 1] or integer, mono or (n, channels);
+        or bytes of 16-bit little-endian mono), e.g. from a text-to-speech engine. Yields
+        ``Frame``s (``index``, ``time`` in seconds, ``image`` (H, W, 3) uint8 RGB) as soon as
+        each is made: the first after about 0.3 s of audio, then a batch per 0.2 s of audio.
+        The frames are those ``frames(motion(clip))`` gives for the whole clip, however the
+        audio is cut into chunks. Needs the diffusion generator (the default motion)."""
+        from talkinghead.stream import pcm_chunks, stream_batches
+
+        config, given = self._config(options)
+        streamer = None if given is not None else self._setup.motion_source(config).streamer(
+            self.source, config.controls, fps=config.fps, seed=config.seed)
+        if streamer is None:
+            raise InputError(None, "streaming needs the diffusion generator (--motion diffusion): "
+                                   "baseline rules and motion files need the whole clip")
+        if not 1_000 <= sample_rate <= 384_000:
+            raise InputError(None, f"sample_rate must be 1000-384000 Hz, got {sample_rate}")
+        fps = config.fps
+        batches = stream_batches(streamer, self.decoder, pcm_chunks(chunks, sample_rate),
+                                 batch_size=config.batch_size, watermark=config.watermark)
+        for first, images in batches:
+            for i, image in enumerate(images):
+                yield Frame(first + i, (first + i) / fps, image)
+        preload_phone_decoder()  # the next clip's, while the caller is busy
 
     def render(self, audio: PathLike, output: PathLike | None = None, *, force: bool = False,
                progress: Progress | None = None, config: RenderConfig | None = None,

@@ -113,9 +113,13 @@ def with_emotion(motion: MotionSequence, controls: Controls) -> MotionSequence:
                           expression=np.clip(expression, 0.0, 1.0).astype(np.float32))
 
 
-def apply_controls(motion: MotionSequence, source: MotionSequence, controls: Controls
+def apply_controls(motion: MotionSequence, source: MotionSequence, controls: Controls, *,
+                   scale_mean: np.ndarray | None = None, gaze_mean: np.ndarray | None = None
                    ) -> MotionSequence:
-    """``motion`` (generated around ``source``) with the controls' requests made exact."""
+    """``motion`` (generated around ``source``) with the controls' requests made exact.
+    The head distance and a requested gaze are set against the motion's mean scale and gaze:
+    ``scale_mean`` (T,) and ``gaze_mean`` (T, 2) give them per frame (the streaming engine's
+    running means up to each frame), else they are ``motion``'s own."""
     pose = motion.pose.astype(np.float64).copy()
     expression = motion.expression.astype(np.float64).copy()
     gaze = motion.gaze.astype(np.float64).copy()
@@ -123,7 +127,8 @@ def apply_controls(motion: MotionSequence, source: MotionSequence, controls: Con
 
     head_scale = 0.0 if controls.still else controls.head_motion
     pose[:, :5] = source.pose[0, :5] + head_scale * (pose[:, :5] - source.pose[0, :5])
-    relative_scale = pose[:, 5] / max(float(pose[:, 5].mean()), 1e-6)
+    mean_scale = pose[:, 5].mean() if scale_mean is None else scale_mean
+    relative_scale = pose[:, 5] / np.maximum(mean_scale, 1e-6)
     pose[:, 5] = source.pose[0, 5] * controls.head_distance * (1.0 + head_scale * (relative_scale - 1.0))
 
     expression_scale = 0.0 if controls.still else controls.expression
@@ -136,7 +141,8 @@ def apply_controls(motion: MotionSequence, source: MotionSequence, controls: Con
         gaze = -pose[:, :2]  # eyes turn against the head: the line of sight stays on the lens
     elif controls.gaze is not None:
         requested = np.asarray(controls.gaze, np.float64)
-        movement = 0.0 if controls.still else gaze - gaze.mean(axis=0)
+        mean_gaze = gaze.mean(axis=0) if gaze_mean is None else gaze_mean
+        movement = 0.0 if controls.still else gaze - mean_gaze
         gaze = requested + movement
     elif controls.still:
         gaze = np.repeat(source.gaze[:1].astype(np.float64), motion.n_frames, axis=0)

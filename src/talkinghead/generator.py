@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from talkinghead.audio import AudioFeatures
 from talkinghead.config import SampleOptions  # the sampler's settings live with the other options
 from talkinghead.controls import Controls
 from talkinghead.errors import InputError
-from talkinghead.motion import speech_activity
+from talkinghead.motion import SPEECH_RANGE_DB
 from talkinghead.motionspace import EXPRESSION_NAMES, MOTION_NAMES, POSE_NAMES, MotionSequence
 
 PHONE_SET: tuple[str, ...] = (
@@ -44,23 +45,47 @@ def phone_indices(phones: np.ndarray) -> np.ndarray:
     return np.array([lookup.get(p, 1) for p in phones], np.int64)
 
 
-def audio_conditioning(features: AudioFeatures) -> np.ndarray:
-    """(T, AUDIO_DIM) float32: what the network hears at each frame."""
+@dataclass(frozen=True)
+class AudioLevels:
+    """The reference levels ``audio_conditioning`` makes the audio relative to, so that the
+    recording's loudness and the voice's pitch do not matter."""
+
+    mel: float  # log10 power: 95th percentile of the frames' mean log-mel
+    energy: float  # dB: 95th percentile of the full-band loudness
+    speech_energy: float  # dB: 95th percentile of the speech-band loudness
+    pitch: float  # Hz: median pitch of the voiced frames
+
+
+def clip_levels(features: AudioFeatures) -> AudioLevels:
+    """The levels of a whole clip (training, and ``sample`` on a clip)."""
+    pitch = features.pitch.astype(np.float64)
+    voiced = pitch > 0
+    return AudioLevels(mel=float(np.percentile(features.mel.astype(np.float64).mean(axis=1), 95)),
+                       energy=float(np.percentile(features.energy.astype(np.float64), 95)),
+                       speech_energy=float(np.percentile(features.speech_energy.astype(np.float64), 95)),
+                       pitch=float(np.median(pitch[voiced])) if voiced.sum() > 3 else 150.0)
+
+
+def audio_conditioning(features: AudioFeatures, levels: AudioLevels | None = None) -> np.ndarray:
+    """(T, AUDIO_DIM) float32: what the network hears at each frame, relative to ``levels``
+    (default: the clip's own, ``clip_levels``; the streaming engine passes levels heard so far)."""
+    levels = levels or clip_levels(features)
     n = features.n_frames
     mel = features.mel.astype(np.float64)
-    reference = np.percentile(mel.mean(axis=1), 95)
-    mel = np.clip(mel - reference, -5.0, 1.5) / 2.0  # log10 power, relative to the clip's loud
-    energy = [np.clip((e - np.percentile(e, 95)) / 20.0, -3.0, 0.5)
-              for e in (features.energy.astype(np.float64), features.speech_energy.astype(np.float64))]
+    mel = np.clip(mel - levels.mel, -5.0, 1.5) / 2.0  # log10 power, relative to the clip's loud
+    energy = [np.clip((e.astype(np.float64) - loud) / 20.0, -3.0, 0.5)
+              for e, loud in ((features.energy, levels.energy),
+                              (features.speech_energy, levels.speech_energy))]
     centroid = features.centroid.astype(np.float64) / 2000.0 - 0.75
     pitch = features.pitch.astype(np.float64)
     voiced = pitch > 0
-    median = np.median(pitch[voiced]) if voiced.sum() > 3 else 150.0
-    semitones = np.where(voiced, 12.0 * np.log2(np.where(voiced, pitch, 1.0) / median), 0.0) / 12.0
+    semitones = np.where(voiced, 12.0 * np.log2(np.where(voiced, pitch, 1.0) / levels.pitch), 0.0) / 12.0
     phones = np.zeros((n, len(PHONE_SET)))
     phones[np.arange(n), phone_indices(features.phones)] = 1.0
+    activity = np.clip((features.speech_energy.astype(np.float64) - (levels.speech_energy - SPEECH_RANGE_DB))
+                       / SPEECH_RANGE_DB, 0.0, 1.0)  # motion.speech_activity at these levels
     out = np.column_stack([mel, *energy, centroid, voiced, np.clip(semitones, -1.5, 1.5),
-                           features.voicing, speech_activity(features), phones])
+                           features.voicing, activity, phones])
     return out.astype(np.float32)
 
 
@@ -111,58 +136,103 @@ class MotionGenerator:
     def sample_conditioning(self, audio: np.ndarray, controls: Controls, *, seed: int,
                             options: SampleOptions = SampleOptions()) -> np.ndarray:
         """``sample`` from (T, A) audio conditioning (``audio_conditioning``) already made."""
-        import torch
-
-        from talkinghead.diffusion.guidance import guide, needs_branches
-        from talkinghead.diffusion.sampler import sample_ddim
-        from talkinghead.diffusion.schedule import timesteps
         from talkinghead.diffusion.windows import join, window_starts
 
-        model, cfg, dev = self.model, self.model.config, self.device
+        cfg = self.model.config
         n = len(audio)
         starts = window_starts(n, cfg.window, options.overlap)
         padded = np.concatenate([audio, np.repeat(audio[-1:], starts[-1] + cfg.window - n, axis=0)])
         out = np.zeros((n, cfg.motion_dim), np.float32)  # normalised motion
-        generator = torch.Generator().manual_seed(seed)
-        branches = needs_branches(options.cfg_audio, options.cfg_controls)
-        b = 3 if branches else 1
+        sampler = WindowSampler(self, controls, seed=seed, options=options)
+        for i, start in enumerate(starts):
+            have = min(start, cfg.context)
+            chunk = sampler.window(padded[start : start + cfg.window], out[start - have : start])
+            join(out, start, chunk, options.overlap, first=i == 0)
+        return self.denormalise(out)
+
+    def denormalise(self, motion: np.ndarray) -> np.ndarray:
+        """(T, D) network-space motion -> motion around a neutral source."""
+        mean, std = (t.cpu().numpy() for t in (self.model.motion_mean, self.model.motion_std))
+        return motion * std + mean
+
+
+class WindowSampler:
+    """One window at a time, in order: seeded noise walked down by DDIM over the guided
+    denoiser, conditioned on the window's audio and the motion just before it. ``sample``
+    draws its windows through one; the streaming engine draws shorter ones as audio arrives.
+    The same seed and the same sequence of windows give the same motion."""
+
+    def __init__(self, generator: MotionGenerator, controls: Controls, *, seed: int,
+                 options: SampleOptions = SampleOptions()) -> None:
+        import torch
+
+        from talkinghead.diffusion.guidance import needs_branches
+        from talkinghead.diffusion.schedule import timesteps
+
+        self.model, self.device, self.options = generator.model, generator.device, options
+        dev = self.device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.branches = needs_branches(options.cfg_audio, options.cfg_controls)
+        b = self.b = 3 if self.branches else 1
         gaze_given = isinstance(controls.gaze, tuple)
         gaze = torch.tensor([controls.gaze if gaze_given else (0.0, 0.0)], dtype=torch.float32)
         keep_gaze = 1.0 if gaze_given else 0.0
         # Branch rows: nothing given, audio only, audio and controls.
-        keep_audio = torch.tensor([0.0, 1.0, 1.0][-b:], device=dev)
-        keep_controls = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0],
-                                      [keep_gaze, 1.0, 1.0]][-b:], device=dev)
-        conditions = dict(gaze=gaze.to(dev).expand(b, -1),
-                          distance=torch.full((b,), controls.head_distance, device=dev),
-                          emotion=torch.tensor(controls.emotion_vector(), device=dev)[None].expand(b, -1))
-        ts = timesteps(options.steps)
-        for i, start in enumerate(starts):
-            window_audio = torch.from_numpy(padded[start : start + cfg.window]).to(dev)
-            window_audio = window_audio[None].expand(b, -1, -1)  # (b, W, A)
-            context = np.zeros((cfg.context, cfg.motion_dim), np.float32)
-            have = min(start, cfg.context)
-            if have:
-                context[cfg.context - have :] = out[start - have : start]
-            context_t = torch.from_numpy(context).to(dev)[None].expand(b, -1, -1)
-            keep_context = torch.full((b,), 1.0 if start > 0 else 0.0, device=dev)
+        self.keep_audio = torch.tensor([0.0, 1.0, 1.0][-b:], device=dev)
+        self.keep_controls = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0],
+                                           [keep_gaze, 1.0, 1.0]][-b:], device=dev)
+        self.conditions = dict(
+            gaze=gaze.to(dev).expand(b, -1),
+            distance=torch.full((b,), controls.head_distance, device=dev),
+            emotion=torch.tensor(controls.emotion_vector(), device=dev)[None].expand(b, -1))
+        self.ts = timesteps(options.steps)
 
-            def denoise(x: torch.Tensor, t: float, window_audio=window_audio, context_t=context_t,
-                        keep_context=keep_context) -> torch.Tensor:
-                estimate = model(x.expand(b, -1, -1), torch.full((b,), t, device=dev), window_audio,
-                                 context_t, **conditions, keep_audio=keep_audio,
-                                 keep_context=keep_context, keep_controls=keep_controls)
-                if not branches:
-                    return estimate
-                return guide(estimate[0:1], estimate[1:2], estimate[2:3], w_audio=options.cfg_audio,
-                             w_controls=options.cfg_controls)
+    def window(self, audio: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None
+               ) -> np.ndarray:
+        """(W, D) normalised motion for (W, A) audio conditioning, after ``context`` (up to K
+        frames of normalised motion just before the window; none at the start). W may be
+        shorter than the network's window: the network then sees the first positions only.
+        ``noise`` (W, D) is the starting noise (default: drawn from the seeded generator)."""
+        import torch
+        from torch.func import functional_call
 
-            noise = torch.randn((1, cfg.window, cfg.motion_dim), generator=generator).to(dev)
-            chunk = sample_ddim(denoise, noise, ts, eta=options.eta, generator=generator)
-            chunk = chunk[0].cpu().numpy()  # (W, D)
-            join(out, start, chunk, options.overlap, first=i == 0)
-        mean, std = (t.cpu().numpy() for t in (model.motion_mean, model.motion_std))
-        return out * std + mean
+        from talkinghead.diffusion.guidance import guide
+        from talkinghead.diffusion.sampler import sample_ddim
+
+        model, cfg, dev, b = self.model, self.model.config, self.device, self.b
+        w = len(audio)
+        window_audio = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).to(dev)
+        window_audio = window_audio[None].expand(b, -1, -1)  # (b, W, A)
+        padded_context = np.zeros((cfg.context, cfg.motion_dim), np.float32)
+        if len(context):
+            padded_context[cfg.context - len(context) :] = context
+        context_t = torch.from_numpy(padded_context).to(dev)[None].expand(b, -1, -1)
+        keep_context = torch.full((b,), 1.0 if len(context) else 0.0, device=dev)
+        kwargs = dict(self.conditions, keep_audio=self.keep_audio, keep_context=keep_context,
+                      keep_controls=self.keep_controls)
+        # A shorter window takes the first positions of the learned position table.
+        short = {} if w == cfg.window else {"position": model.position[: cfg.context + w]}
+
+        def denoise(x: torch.Tensor, t: float) -> torch.Tensor:
+            args = (x.expand(b, -1, -1), torch.full((b,), t, device=dev), window_audio, context_t)
+            estimate = functional_call(model, short, args, kwargs) if short else model(*args, **kwargs)
+            if not self.branches:
+                return estimate
+            return guide(estimate[0:1], estimate[1:2], estimate[2:3], w_audio=self.options.cfg_audio,
+                         w_controls=self.options.cfg_controls)
+
+        noise_t = (torch.randn((1, w, cfg.motion_dim), generator=self.generator) if noise is None
+                   else torch.from_numpy(np.ascontiguousarray(noise, np.float32))[None]).to(dev)
+        threads = torch.get_num_threads()
+        if w < cfg.window and dev == "cpu":
+            # A short window's matrices are too small to share: a second thread only waits
+            # (10-20x slower on a busy 2-core machine, measured).
+            torch.set_num_threads(1)
+        try:
+            chunk = sample_ddim(denoise, noise_t, self.ts, eta=self.options.eta, generator=self.generator)
+        finally:
+            torch.set_num_threads(threads)
+        return chunk[0].cpu().numpy()  # (W, D)
 
 
 def diffusion_motion(features: AudioFeatures, source: MotionSequence, controls: Controls,
@@ -170,7 +240,14 @@ def diffusion_motion(features: AudioFeatures, source: MotionSequence, controls: 
                      options: SampleOptions = SampleOptions()) -> MotionSequence:
     """Motion for every frame of ``features`` around the ``source`` motion (before
     ``controls.apply_controls``, which the pipeline runs for every generator)."""
-    generated = generator.sample(features, controls, seed=seed, options=options).astype(np.float64)
+    generated = generator.sample(features, controls, seed=seed, options=options)
+    return around_source(generated, source, features.fps)
+
+
+def around_source(generated: np.ndarray, source: MotionSequence, fps: float) -> MotionSequence:
+    """(T, D) generated motion (``MotionGenerator.denormalise``d) put around the photo's own
+    motion: pose and gaze added to the source's, mouth channels in REPLACED set outright."""
+    generated = generated.astype(np.float64)
     p, e = len(POSE_NAMES), len(EXPRESSION_NAMES)
     if generated.shape[1] != len(MOTION_NAMES):
         raise ValueError(f"generator gives {generated.shape[1]} channels, expected {len(MOTION_NAMES)}")
@@ -181,6 +258,6 @@ def diffusion_motion(features: AudioFeatures, source: MotionSequence, controls: 
         i = EXPRESSION_NAMES.index(name)
         expression[:, i] = generated[:, p + i]
     gaze = source.gaze[0].astype(np.float64) + generated[:, p + e :]
-    return MotionSequence(fps=features.fps, pose=pose.astype(np.float32),
+    return MotionSequence(fps=fps, pose=pose.astype(np.float32),
                           expression=np.clip(expression, 0.0, 1.0).astype(np.float32),
                           gaze=gaze.astype(np.float32))

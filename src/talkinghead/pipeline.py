@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from talkinghead.sources import MotionSource
 
 Warn = Callable[[str], None]
+CHUNK_SECONDS = 0.2  # a clip goes through the streaming engine in pieces this long
 
 
 class Progress(Protocol):
@@ -201,10 +202,22 @@ def clip_motion(setup: PhotoSetup, clip: AudioClip, config: RenderConfig, *,
     """Stages 4 and 5: the motion for every output frame of ``clip``, controls applied."""
     from talkinghead.audio import audio_features, frame_count
     from talkinghead.controls import apply_controls
+    from talkinghead.motionspace import MotionSequence
 
     progress = progress or _NoProgress()
     source_of_motion = setup.motion_source(config, given)
     n_frames = frame_count(clip.duration, config.fps)
+    streamer = source_of_motion.streamer(setup.source, config.controls, fps=config.fps,
+                                         seed=config.seed)
+    if streamer is not None:
+        # 4 and 5 through the streaming engine, the whole clip arriving at once: the same
+        # motion as a stream of it gives (stream.py)
+        progress.start("motion", n_frames)
+        parts = streamer.push(clip.samples) + streamer.finish()
+        motion = MotionSequence.from_array(np.concatenate([m.to_array() for m in parts]), config.fps)
+        progress.advance(n_frames)
+        lap("motion")
+        return motion
     features = None
     rate = source_of_motion.features_fps
     if rate is not None:
@@ -238,22 +251,39 @@ def frame_batches(setup: PhotoSetup, motion: MotionSequence, config: RenderConfi
         yield frames
 
 
-def write_video(setup: PhotoSetup, motion: MotionSequence, output: Path, config: RenderConfig, *,
-                audio: Path, channels: int, settings: str, progress: Progress,
-                watch: Stopwatch) -> float:
-    """Stages 6 and 7: frames rendered batch by batch and streamed to the encoder, tagged as
+def stream_clip(setup: PhotoSetup, clip: AudioClip, config: RenderConfig,
+                seconds: dict[str, float]) -> Iterator[np.ndarray] | None:
+    """Stages 4-6 through the streaming engine, the clip fed in CHUNK_SECONDS pieces: frame
+    batches as soon as they exist; None when the motion source needs the whole clip first."""
+    from talkinghead.stream import stream_batches
+
+    streamer = setup.motion_source(config).streamer(setup.source, config.controls, fps=config.fps,
+                                                    seed=config.seed)
+    if streamer is None:
+        return None
+    step = round(CHUNK_SECONDS * clip.sample_rate)
+    pieces = (clip.samples[i : i + step] for i in range(0, len(clip.samples), step))
+    return (batch for _, batch in stream_batches(streamer, setup.decoder, pieces,
+                                                 batch_size=config.batch_size,
+                                                 watermark=config.watermark, seconds=seconds))
+
+
+def write_video(setup: PhotoSetup, batches: Iterable[np.ndarray], n_frames: int, output: Path,
+                config: RenderConfig, *, audio: Path, channels: int, settings: str,
+                progress: Progress, watch: Stopwatch) -> float:
+    """Stages 6 and 7: frame batches streamed to the encoder as they come, tagged as
     synthetic with the settings hash. Returns the seconds until the first frame was written."""
     from talkinghead.mux import VideoWriter
     from talkinghead.provenance import metadata
 
     decoder = setup.decoder
-    progress.start("render", motion.n_frames)
+    progress.start("render", n_frames)
     first_frame = 0.0
     with VideoWriter(output, width=decoder.width, height=decoder.height, fps=config.fps,
                      audio=audio, audio_channels=channels, crf=config.crf,
                      metadata=metadata(settings)) as writer:
         watch.lap("mux")
-        for frames in frame_batches(setup, motion, config):
+        for frames in batches:
             watch.lap("render")
             writer.write(frames)
             watch.lap("mux")
@@ -269,6 +299,7 @@ def render_clip(setup: PhotoSetup, audio: Path, output: Path, config: RenderConf
     """Stages 4-7: the prepared photo speaking ``audio`` into ``output`` (an mp4, written
     atomically). ``motion``, or the motion file ``config.motion_file``, replaces the
     generator. ``watch`` carries on timing a render that began before (``render``)."""
+    from talkinghead.audio import frame_count
     from talkinghead.load import load_audio
     from talkinghead.provenance import settings_hash
 
@@ -278,10 +309,20 @@ def render_clip(setup: PhotoSetup, audio: Path, output: Path, config: RenderConf
     clip = load_audio(audio)
     settings = settings_hash(setup.photo, audio, config, motion)
     watch.lap("load")
-    made = clip_motion(setup, clip, config, given=motion, progress=progress, lap=watch.lap)
-    first_frame = write_video(setup, made, output, config, audio=clip.path, channels=clip.channels,
-                              settings=settings, progress=progress, watch=watch)
-    return RenderResult(output=output, frames=made.n_frames, fps=config.fps,
+    n_frames = frame_count(clip.duration, config.fps)
+    engine: dict[str, float] = {}
+    batches = None if motion is not None else stream_clip(setup, clip, config, engine)
+    if batches is None:
+        made = clip_motion(setup, clip, config, given=motion, progress=progress, lap=watch.lap)
+        batches = frame_batches(setup, made, config)
+    first_frame = write_video(setup, batches, n_frames, output, config, audio=clip.path,
+                              channels=clip.channels, settings=settings, progress=progress,
+                              watch=watch)
+    for stage in ("audio", "phones", "motion"):  # the engine's share of the render loop's time
+        if stage in engine:
+            watch.times["render"] -= engine[stage]
+            watch.times[stage] = watch.times.get(stage, 0.0) + engine[stage]
+    return RenderResult(output=output, frames=n_frames, fps=config.fps,
                         width=setup.decoder.width, height=setup.decoder.height,
                         audio_seconds=clip.duration, seconds=time.perf_counter() - watch.started,
                         first_frame_seconds=first_frame, settings=settings,
@@ -345,7 +386,8 @@ def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
         else:
             audio, channels = driving, sound.shape[1]
         # 6. render and 7. mux
-        first_frame = write_video(setup, motion, output, config, audio=audio, channels=channels,
+        first_frame = write_video(setup, frame_batches(setup, motion, config), motion.n_frames,
+                                  output, config, audio=audio, channels=channels,
                                   settings=settings, progress=progress, watch=watch)
     return RenderResult(output=output, frames=n_frames, fps=config.fps, width=setup.decoder.width,
                         height=setup.decoder.height, audio_seconds=n_frames / config.fps,

@@ -6,7 +6,8 @@ the motion for every output frame around the photo's own motion (``source``), be
 
 - ``BaselineSource``: the hand-written rules of ``motion.baseline_motion``;
 - ``DiffusionSource``: the diffusion transformer (``generator``), sampled at the rate it
-  learned and retimed to the output's;
+  learned and retimed to the output's; the pipeline runs it through the streaming engine
+  (``streamer``, ``stream.MotionStream``), so a clip and a stream of it give the same motion;
 - ``GivenMotion``: motion read from a file or passed in memory, retimed, trimmed or held to
   the audio's length and applied relative to the photo.
 """
@@ -23,6 +24,7 @@ from talkinghead.motionspace import MotionSequence
 if TYPE_CHECKING:
     from talkinghead.audio import AudioFeatures
     from talkinghead.generator import MotionGenerator
+    from talkinghead.stream import MotionStream
 
 
 class MotionSource(Protocol):
@@ -35,6 +37,12 @@ class MotionSource(Protocol):
     def motion(self, features: AudioFeatures | None, source: MotionSequence, controls: Controls, *,
                fps: float, n_frames: int, seed: int) -> MotionSequence:
         """(n_frames) motion at ``fps`` around ``source``, before the controls are applied."""
+        ...
+
+    def streamer(self, source: MotionSequence, controls: Controls, *, fps: float, seed: int
+                 ) -> MotionStream | None:
+        """The streaming engine's motion stage for this source (controls applied), or None
+        when it needs the whole clip first."""
         ...
 
 
@@ -52,6 +60,9 @@ class BaselineSource:
 
         assert features is not None
         return with_emotion(baseline_motion(features, source, seed), controls)
+
+    def streamer(self, source: MotionSequence, controls: Controls, *, fps: float, seed: int) -> None:
+        return None  # its smoothing and normalisation look at the whole clip
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,12 @@ class DiffusionSource:
                                   options=self.options)
         return motion if self.generator.fps == fps else retime(motion, fps, n_frames)
 
+    def streamer(self, source: MotionSequence, controls: Controls, *, fps: float, seed: int
+                 ) -> MotionStream:
+        from talkinghead.stream import MotionStream
+
+        return MotionStream(self.generator, source, controls, fps=fps, seed=seed, options=self.options)
+
 
 @dataclass(frozen=True)
 class GivenMotion:
@@ -87,3 +104,6 @@ class GivenMotion:
         from talkinghead.motionfile import relative_to, retime
 
         return relative_to(retime(self.given, fps, n_frames), source)
+
+    def streamer(self, source: MotionSequence, controls: Controls, *, fps: float, seed: int) -> None:
+        return None  # fitted to the audio's length

@@ -1,0 +1,334 @@
+"""The streaming engine: stages 4-6 as the audio arrives, for the online path
+(``Avatar.stream``, ``talkinghead render PHOTO -``) and the offline one alike (a file is one
+stream that arrives at once), so the same audio and seed give the same frames either way.
+
+Motion is made in ticks of ``StreamTiming.stride`` frames at the generator's rate (25 fps).
+A tick runs as soon as the audio reaches ``lookahead`` frames past the frames it commits:
+1. audio features of the new frames (``audio.FeatureStream``, exactly ``audio_features``'s);
+2. phones: pocketsphinx fed up to the same point, its current best path read back
+   (``audio.PhoneStream``; the newest phones are provisional, and only the uncommitted
+   frames read them);
+3. levels: the loudness and pitch references of the conditioning, measured over the last
+   ``history`` frames heard (a clip's own levels would need its end);
+4. one diffusion window over the ``stride + lookahead`` frames, conditioned on the last
+   committed frames; its first ``stride`` frames are committed;
+5. the committed frames around the photo's motion, at the output rate, controls applied
+   against running means; then rendered.
+So the first frame waits for ``stride + lookahead`` frames of audio and a window, never for
+the clip's end, and memory stays flat. Every step runs at points fixed by the audio alone,
+whatever the sizes of the chunks it arrives in: the frames do not depend on the chunking.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from talkinghead.audio import SAMPLE_RATE, AudioFeatures, FeatureStream, PhoneStream
+from talkinghead.config import SampleOptions
+from talkinghead.controls import Controls, apply_controls
+from talkinghead.errors import InputError
+from talkinghead.generator import AudioLevels, WindowSampler, around_source, audio_conditioning
+from talkinghead.motion import SPEECH_RANGE_DB
+from talkinghead.motionspace import MOTION_NAMES, MotionSequence
+
+if TYPE_CHECKING:
+    from talkinghead.generator import MotionGenerator
+    from talkinghead.renderer import Decoder
+
+# Levels never taken below these (about 30 dB under ordinary speech), so that a stream that
+# opens with silence does not take the silence for its loud level.
+LEVEL_FLOORS = AudioLevels(mel=-6.3, energy=-27.0, speech_energy=-28.0, pitch=150.0)
+CONTROL_SECONDS = 2.0  # head distance and gaze requests hold on average over this long
+ANCHOR_FRAMES = 100  # the generated gaze's mean is held at the network's own over this many
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """When the engine commits motion, in frames at the generator's rate."""
+
+    stride: int = 5  # frames committed per diffusion window (200 ms at 25 fps)
+    lookahead: int = 3  # frames of audio heard past the last committed frame (120 ms)
+    history: int = 750  # frames the conditioning's levels are measured over (30 s)
+    pad: int = 12  # frames past the lookahead the window holds (its last audio frame repeated)
+    fade: bool = True  # the first lookahead frames cross-fade from the previous window's guess
+    back: int = 20  # frames before the committed ones each window redraws (and does not commit)
+
+    @property
+    def window(self) -> int:
+        """Frames from the first uncommitted one to the last one heard."""
+        return self.stride + self.lookahead
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One rendered frame of a stream."""
+
+    index: int  # 0, 1, ... at the output rate
+    time: float  # seconds: where the frame starts in the audio (index / fps)
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+
+
+class LevelTracker:
+    """The conditioning's reference levels over the last ``history`` frames heard."""
+
+    def __init__(self, history: int) -> None:
+        self._mel: deque[float] = deque(maxlen=history)
+        self._energy: deque[float] = deque(maxlen=history)
+        self._speech: deque[float] = deque(maxlen=history)
+        self._pitch: deque[float] = deque(maxlen=history)  # 0 where unvoiced
+
+    def add(self, features: dict[str, np.ndarray]) -> None:
+        self._mel.extend(features["mel"].astype(np.float64).mean(axis=1).tolist())
+        self._energy.extend(features["energy"].astype(np.float64).tolist())
+        self._speech.extend(features["speech_energy"].astype(np.float64).tolist())
+        self._pitch.extend(features["pitch"].astype(np.float64).tolist())
+
+    def levels(self) -> AudioLevels:
+        if not self._mel:
+            return LEVEL_FLOORS
+        pitch = np.asarray(self._pitch)
+        voiced = pitch[pitch > 0]
+        floors = LEVEL_FLOORS
+        return AudioLevels(
+            mel=max(float(np.percentile(np.asarray(self._mel), 95)), floors.mel),
+            energy=max(float(np.percentile(np.asarray(self._energy), 95)), floors.energy),
+            speech_energy=max(float(np.percentile(np.asarray(self._speech), 95)), floors.speech_energy),
+            pitch=float(np.median(voiced)) if len(voiced) > 3 else floors.pitch)
+
+
+class MotionStream:
+    """Stages 4 and 5 as audio arrives: ``push`` 16 kHz mono samples, get the motion frames
+    (at ``fps``, around ``source``, controls applied) that became final; ``finish`` gives the
+    rest. The frame count at the end is ``audio.frame_count`` of the audio's length."""
+
+    def __init__(self, generator: MotionGenerator, source: MotionSequence, controls: Controls, *,
+                 fps: float, seed: int, options: SampleOptions = SampleOptions(),
+                 timing: StreamTiming = StreamTiming()) -> None:
+        self.generator, self.source, self.controls, self.fps = generator, source, controls, fps
+        self.timing = timing
+        self.rate = generator.fps  # motion is made at the generator's rate
+        self._features = FeatureStream(self.rate)
+        self._phones = PhoneStream()
+        self._levels = LevelTracker(timing.history)
+        self._sampler = WindowSampler(generator, controls, seed=seed, options=options)
+        self._pending: dict[str, np.ndarray] | None = None  # features from _pending_from
+        self._unheard = np.zeros(0, np.float32)  # samples not yet fed to the phone decoder
+        self._heard = 0  # samples fed to the phone decoder
+        self.committed = 0  # frames at the generator's rate
+        self._history = np.zeros((0, generator.model.config.motion_dim), np.float32)  # committed
+        self._gaze = [MOTION_NAMES.index("gazeYaw"), MOTION_NAMES.index("gazePitch")]
+        self._made = np.zeros((0, generator.model.config.motion_dim))  # frames [_made_from, committed)
+        self._made_from = 0
+        self.emitted = 0  # frames at the output rate
+        self._recent = np.zeros((0, 3))  # scale, gaze yaw and pitch of the last frames out
+        self._finished = False
+        self.seconds: dict[str, float] = {"audio": 0.0, "phones": 0.0, "motion": 0.0}
+        self._noise_generator = np.random.default_rng(seed)
+        d = generator.model.config.motion_dim
+        self._noise = np.zeros((0, d), np.float32)  # starting noise of frames [_noise_from, ...)
+        self._noise_from = self._pending_from = 0  # _pending: features of frames from here
+        self._guess = np.zeros((0, d), np.float32)  # the last window's frames past its commit
+
+    def push(self, samples: np.ndarray) -> list[MotionSequence]:
+        """Add 16 kHz mono float32 samples; the motion frames that became final, one
+        sequence per window (the same sequences however the audio is cut)."""
+        if self._finished:
+            raise ValueError("push after finish")
+        self._features.push(samples)
+        self._unheard = np.concatenate([self._unheard, samples.astype(np.float32)])
+        made = []
+        while self._features.available() >= self.committed + self.timing.window:
+            upto = self.committed + self.timing.window
+            self._analyse(upto)
+            self._hear(round(upto / self.rate * SAMPLE_RATE) - self._heard, last=False)
+            made.append(self._output(self._window(upto), final=False))
+        return [m for m in made if m.n_frames]
+
+    def finish(self) -> list[MotionSequence]:
+        """No more audio: the remaining frames, one sequence per window."""
+        self._finished = True
+        self._features.finish()
+        total = self._features.available()
+        self._analyse(total)
+        self._hear(len(self._unheard), last=True)
+        made = []
+        while self.committed < total:
+            window = self._window(total)
+            made.append(self._output(window, final=self.committed == total))
+        if not made or self.fps != self.rate:  # retimed frames held past the last window
+            made.append(self._output(np.zeros((0, self._made.shape[1])), final=True))
+        return [m for m in made if m.n_frames]
+
+    # 1-3: features, phones, levels.
+    def _analyse(self, upto: int) -> None:
+        if upto <= self._features.done:
+            return
+        clock = time.perf_counter()
+        new = self._features.analyse(upto)
+        self._levels.add(new)
+        self._pending = new if self._pending is None else {
+            k: np.concatenate([self._pending[k], v]) for k, v in new.items()}
+        self.seconds["audio"] += time.perf_counter() - clock
+
+    def _hear(self, count: int, *, last: bool) -> None:
+        """Feed the phone decoder the next ``count`` samples."""
+        if count <= 0 and not last:
+            return
+        levels = self._levels.levels()
+        pause = self._pending is not None and len(self._pending["speech_energy"]) > 0 and bool(
+            self._pending["speech_energy"][-1] < levels.speech_energy - SPEECH_RANGE_DB)
+        clock = time.perf_counter()
+        self._phones.push(self._unheard[:count], pause=pause, last=last)
+        self.seconds["phones"] += time.perf_counter() - clock
+        self._unheard = self._unheard[count:]
+        self._heard += count
+
+    # 4: one window; ``stride`` frames after the ``back`` it redraws are committed.
+    def _window(self, upto: int) -> np.ndarray:
+        assert self._pending is not None
+        timing, c = self.timing, self.committed
+        first = max(0, c - timing.back)  # the window starts here: frames redrawn, not committed
+        n = min(timing.window, upto - c)
+        commit = min(timing.stride, n)
+        pending = {k: v[first - self._pending_from : c + n - self._pending_from]
+                   for k, v in self._pending.items()}
+        clock = time.perf_counter()
+        phones = self._phones.track(first, c + n - first, self.rate)
+        self.seconds["phones"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        rows = audio_conditioning(AudioFeatures(fps=self.rate, phones=phones, **pending),
+                                  self._levels.levels())
+        if timing.pad:
+            rows = np.concatenate([rows, np.repeat(rows[-1:], timing.pad, axis=0)])
+        d = self._history.shape[1]
+        have = len(self._noise) + self._noise_from - first
+        if have < len(rows):  # one noise per frame: neighbouring windows share it
+            fresh = self._noise_generator.standard_normal((len(rows) - have, d)).astype(np.float32)
+            self._noise = np.concatenate([self._noise, fresh])
+        noise = self._noise[first - self._noise_from : first - self._noise_from + len(rows)]
+        k = self.generator.model.config.context
+        end = len(self._history) - (c - first)  # committed frames before the window: context
+        context = self._history[max(0, end - k) : end]
+        full = self._sampler.window(rows, context, noise)[c - first : c - first + n]
+        window = full[:commit].copy()  # (commit, D) normalised
+        if timing.fade and len(self._guess):
+            m = min(len(self._guess), commit)
+            w = np.linspace(0.0, 1.0, m + 2)[1:-1, None]
+            window[:m] = (1 - w) * self._guess[:m] + w * window[:m]
+        self._guess = full[commit:]
+        # Gaze drifts when windows follow each other this closely (the network learned to
+        # continue a window every 2.6 s, not every 0.2 s; 30 degrees aside within seconds,
+        # measured): it is held around its learned mean over the last ANCHOR_FRAMES.
+        recent = np.concatenate([self._history[-ANCHOR_FRAMES:], window])[:, self._gaze]
+        window[:, self._gaze] -= recent.mean(axis=0)
+        self.committed = c = c + commit
+        self._history = np.concatenate([self._history, window])[-(timing.back + k) :]
+        keep = max(0, c - timing.back)  # what the next window reads from
+        self._pending = {key: v[keep - self._pending_from :] for key, v in self._pending.items()}
+        self._noise = self._noise[keep - self._noise_from :]
+        self._pending_from = self._noise_from = keep
+        self.seconds["motion"] += time.perf_counter() - clock
+        return self.generator.denormalise(window)
+
+    # 5: around the photo, at the output rate, controls applied against running means.
+    def _output(self, made: np.ndarray, *, final: bool) -> MotionSequence:
+        self._made = np.concatenate([self._made, made])
+        if self.fps == self.rate:
+            start = self.emitted - self._made_from
+            index = np.arange(start, len(self._made), dtype=np.float64)
+        else:  # linear interpolation, as motionfile.retime; the last frame held past the end
+            end = (round(self._features.received / SAMPLE_RATE * self.fps) if final
+                   else int(np.floor((self.committed - 1) * self.fps / self.rate)) + 1)
+            wanted = np.arange(self.emitted, max(end, 1) if final else end)
+            index = np.clip(wanted * self.rate / self.fps, 0, self.committed - 1) - self._made_from
+        if len(index) == 0 or len(self._made) == 0:
+            return MotionSequence.from_array(np.zeros((0, self._made.shape[1]), np.float32), self.fps)
+        grid = np.arange(len(self._made), dtype=np.float64)
+        table = np.stack([np.interp(index, grid, self._made[:, j]) for j in range(self._made.shape[1])],
+                         axis=1)
+        motion = around_source(table, self.source, self.fps)
+        self.emitted += motion.n_frames
+        keep = int(np.floor(self.emitted * self.rate / self.fps))  # the next frame's lower neighbour
+        keep = min(keep, self.committed - 1)
+        if keep > self._made_from:
+            self._made = self._made[keep - self._made_from :]
+            self._made_from = keep
+        # Head distance and a requested gaze are set against the means of the last
+        # CONTROL_SECONDS, each frame's own (the whole clip's would need its end).
+        recent = np.concatenate([self._recent, np.column_stack([motion.pose[:, 5], motion.gaze])])
+        span = max(1, round(CONTROL_SECONDS * self.fps))
+        means = np.stack([recent[max(0, i - span + 1) : i + 1].mean(axis=0)
+                          for i in range(len(recent) - motion.n_frames, len(recent))])
+        self._recent = recent[-(span - 1) :] if span > 1 else recent[:0]
+        return apply_controls(motion, self.source, self.controls, scale_mean=means[:, 0],
+                              gaze_mean=means[:, 1:])
+
+
+def pcm_chunks(chunks: Iterable[np.ndarray | bytes], sample_rate: int) -> Iterator[np.ndarray]:
+    """Float32 mono 16 kHz pieces of PCM ``chunks``: numpy arrays (float in [-1, 1], or
+    integers at full scale; (n,) or (n, channels)) or bytes (16-bit little-endian mono), at
+    ``sample_rate`` (resampled as they come)."""
+    import soxr
+
+    resampler = None if sample_rate == SAMPLE_RATE else soxr.ResampleStream(
+        sample_rate, SAMPLE_RATE, 1, dtype="float32")
+    for chunk in chunks:
+        data = np.frombuffer(chunk, "<i2") if isinstance(chunk, bytes | bytearray | memoryview) \
+            else np.asarray(chunk)
+        if np.issubdtype(data.dtype, np.integer):
+            data = data.astype(np.float64) / float(np.iinfo(data.dtype).max + 1)
+        elif not np.issubdtype(data.dtype, np.floating):
+            raise InputError(None, f"audio chunks must be numbers, got {data.dtype}")
+        if data.ndim == 2:
+            data = data.mean(axis=1)
+        elif data.ndim != 1:
+            raise InputError(None, f"audio chunks must be (n,) or (n, channels), got {data.shape}")
+        if not np.all(np.isfinite(data)):
+            raise InputError(None, "audio holds NaN or infinite samples")
+        mono = np.clip(data, -1.0, 1.0).astype(np.float32)
+        yield mono if resampler is None else resampler.resample_chunk(mono)
+    if resampler is not None:
+        yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def stream_batches(motion: MotionStream, decoder: Decoder, audio: Iterable[np.ndarray], *,
+                   batch_size: int, watermark: str | None = None,
+                   seconds: dict[str, float] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Stage 6 over the motion stream: (index of the first frame, (B, H, W, 3) uint8 frames),
+    rendered as soon as their motion is final, from 16 kHz mono ``audio`` pieces. Seconds
+    spent go to ``seconds`` by stage: audio, phones, motion (the engine's), render."""
+    from talkinghead.provenance import watermark as draw_watermark
+
+    seconds = {} if seconds is None else seconds
+
+    def render(windows: list[MotionSequence]) -> Iterator[tuple[int, np.ndarray]]:
+        # Batches never span two windows: the renderer's rounding can differ by one level
+        # with the batch, and the windows are the same whatever the chunking.
+        first = motion.emitted - sum(made.n_frames for made in windows)
+        for made in windows:
+            for start in range(0, made.n_frames, batch_size):
+                clock = time.perf_counter()
+                images = decoder.render(made.frames(start, start + batch_size))
+                if watermark:
+                    draw_watermark(images, watermark)
+                seconds["render"] = seconds.get("render", 0.0) + time.perf_counter() - clock
+                yield first + start, images
+            first += made.n_frames
+
+    def timed(step, *args) -> list[MotionSequence]:
+        before = dict(motion.seconds)
+        made = step(*args)
+        for stage, value in motion.seconds.items():
+            seconds[stage] = seconds.get(stage, 0.0) + value - before.get(stage, 0.0)
+        return made
+
+    for samples in audio:
+        if len(samples):
+            yield from render(timed(motion.push, samples))
+    yield from render(timed(motion.finish))

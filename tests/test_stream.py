@@ -1,0 +1,125 @@
+"""The streaming engine: the same features, motion and frames whatever the chunking, the
+first frame long before the audio ends, and no seam where windows join."""
+
+import numpy as np
+import pytest
+
+import talkinghead
+from talkinghead.audio import FeatureStream, audio_features
+from talkinghead.config import DEFAULT_WEIGHTS
+from talkinghead.controls import Controls
+from talkinghead.load import load_audio
+from talkinghead.motionspace import MOTION_NAMES, MotionSequence
+
+from .helpers import EXAMPLES
+
+
+def pieces(samples: np.ndarray, seed: int, largest: int = 4000) -> list[np.ndarray]:
+    """``samples`` cut at random places (pieces of 1 to ``largest`` samples)."""
+    rng = np.random.default_rng(seed)
+    cuts = np.cumsum(rng.integers(1, largest, size=len(samples)))
+    cuts = cuts[cuts < len(samples)]
+    return np.split(samples, cuts)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return load_audio(EXAMPLES / "speech.wav")
+
+
+@pytest.fixture(scope="module")
+def generator():
+    from talkinghead.generator import MotionGenerator
+
+    return MotionGenerator.load(DEFAULT_WEIGHTS)
+
+
+def neutral_source() -> MotionSequence:
+    table = np.zeros((1, len(MOTION_NAMES)), np.float32)
+    table[0, MOTION_NAMES.index("scale")] = 1.0
+    return MotionSequence.from_array(table, 25.0)
+
+
+def streamed_motion(generator, samples, chunks, fps=25.0, **controls) -> np.ndarray:
+    from talkinghead.stream import MotionStream
+
+    stream = MotionStream(generator, neutral_source(), Controls(**controls), fps=fps, seed=3)
+    parts = [part for piece in chunks for part in stream.push(piece)] + stream.finish()
+    return np.concatenate([part.to_array() for part in parts])
+
+
+def test_features_as_audio_arrives_equal_the_whole_clips(clip):
+    whole = audio_features(clip, 25.0, phones=False)
+    stream = FeatureStream(25.0)
+    parts = []
+    for piece in pieces(clip.samples, seed=0):
+        stream.push(piece)
+        parts.append(stream.analyse(stream.available()))
+    stream.finish()
+    parts.append(stream.analyse(stream.available()))
+    for name in ("mel", "energy", "speech_energy", "centroid", "pitch", "voicing"):
+        got = np.concatenate([part[name] for part in parts])
+        assert got.shape == getattr(whole, name).shape
+        # the last frame alone differs: the clip's own takes the windows past its end
+        np.testing.assert_array_equal(got[:-1], getattr(whole, name)[:-1])
+
+
+def test_motion_does_not_depend_on_how_the_audio_is_cut(clip, generator):
+    samples = clip.samples[: 16_000 * 2]
+    at_once = streamed_motion(generator, samples, [samples], gaze=(5.0, 0.0))
+    assert at_once.shape == (50, len(MOTION_NAMES))
+    np.testing.assert_array_equal(streamed_motion(generator, samples, pieces(samples, 1), gaze=(5.0, 0.0)),
+                                  at_once)
+    # other output rates: the same motion retimed (bar the scale, set against its running
+    # mean over the output's frames), with the audio's frame count
+    at_30 = streamed_motion(generator, samples, pieces(samples, 5, 900), fps=30.0)
+    assert len(at_30) == 60
+    same = np.arange(len(MOTION_NAMES)) != MOTION_NAMES.index("scale")
+    np.testing.assert_allclose(at_30[::6, same], streamed_motion(generator, samples, [samples])[::5, same],
+                               atol=1e-4)
+
+
+def test_motion_comes_while_the_audio_arrives_and_windows_join_without_seams(clip, generator):
+    from talkinghead.stream import MotionStream, StreamTiming
+
+    timing = StreamTiming()
+    stream = MotionStream(generator, neutral_source(), Controls(), fps=25.0, seed=0, timing=timing)
+    frame = 640  # samples per frame at 25 fps
+    heard, made, first = 0, [], None
+    for piece in pieces(clip.samples, seed=4, largest=frame):
+        heard += len(piece)
+        made.extend(part.to_array() for part in stream.push(piece))
+        if first is None and sum(map(len, made)):
+            first = heard / frame
+        # never more than the lookahead and one window behind the audio
+        assert heard / frame - sum(map(len, made)) <= timing.window + 1
+    made.extend(part.to_array() for part in stream.finish())
+    motion = np.concatenate(made)
+    assert first is not None and first <= timing.window + 1  # frames of audio, about 0.3 s
+    # head pose: no larger frame-to-frame jumps where windows join than inside them
+    jumps = np.abs(np.diff(motion[:, :3], 2, axis=0)).sum(axis=1)
+    at_joins = np.zeros(len(jumps), bool)
+    for join in range(timing.stride, len(motion), timing.stride):
+        at_joins[join - 2 : join] = True
+    assert jumps[at_joins].mean() < 1.6 * jumps[~at_joins].mean()
+
+
+@pytest.mark.slow
+def test_an_avatar_streams_the_frames_it_renders_for_the_clip(photo, short_speech):
+    """Any chunking gives the same frames, byte for byte; they are the frames of the clip's
+    motion (to one level: the renderer's rounding differs a little with its batches)."""
+    import soundfile as sf
+
+    avatar = talkinghead.Avatar.from_photo(photo, size=128)
+    offline = list(avatar.frames(avatar.motion(short_speech, seed=2)))
+    data, rate = sf.read(short_speech, dtype="int16")
+    chunks = [piece.tobytes() for piece in pieces(data, seed=6, largest=2000)]
+    frames = list(avatar.stream(chunks, sample_rate=rate, seed=2))
+    assert [f.index for f in frames] == list(range(len(offline)))
+    assert frames[3].time == pytest.approx(3 / 25)
+    at_once = list(avatar.stream([data], sample_rate=rate, seed=2))
+    for frame, whole, image in zip(frames, at_once, offline, strict=True):
+        np.testing.assert_array_equal(frame.image, whole.image)
+        assert np.abs(frame.image.astype(int) - image).max() <= 1
+    with pytest.raises(talkinghead.InputError, match="diffusion"):
+        next(avatar.stream([data], sample_rate=rate, motion="baseline"))
