@@ -17,9 +17,10 @@ raises ``InputError`` with one line naming it. The CLI and batch are built on th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -44,6 +45,7 @@ from talkinghead.pipeline import render as render_video
 from talkinghead.stream import Frame
 
 if TYPE_CHECKING:
+    from talkinghead.audiostream import PcmFormat
     from talkinghead.renderer import Decoder
 
 PathLike = str | Path
@@ -71,6 +73,67 @@ def render(photo: PathLike, audio: PathLike, output: PathLike | None = None, *,
     photo, audio = Path(photo), Path(audio)
     return render_video(photo, audio, _output(photo, audio, output), config, force=force,
                         progress=progress, warn=warn, motion=given)
+
+
+def render_live(photo: PathLike, audio: PathLike | BinaryIO, output: str, *,
+                pcm: PcmFormat | None = None, realtime: bool = False, force: bool = False,
+                warn: Warn | None = None, **options: Any) -> RenderResult:
+    """Render while the audio arrives and the video leaves: ``audio`` is a file, or a binary
+    stream (``-`` is stdin) carrying a WAV stream, or raw PCM described by ``pcm``;
+    ``output`` is an .mp4 path, ``-`` (a fragmented MP4 on stdout, playable as it comes) or
+    an ffmpeg URL (``udp://``, ``tcp://``, ``srt://``, ``rtp://``, ``rtmp://``). Frames leave
+    as soon as they are made (``realtime``: not before their time on the wall clock)."""
+    import sys
+
+    from talkinghead.audiostream import pcm_blocks, read_wav_header
+    from talkinghead.mux import ffmpeg_exe, url_scheme
+    from talkinghead.pipeline import Stopwatch
+    from talkinghead.pipeline import render_live as render_stream
+    from talkinghead.provenance import settings_hash
+
+    config, _ = _options(None, options)
+    photo = Path(photo)
+    if output != "-" and url_scheme(output) is None:
+        if "://" in output:
+            raise InputError(output, "unknown output URL scheme: use udp, tcp, srt, rtp or rtmp(s)")
+        output = str(_output(photo, photo, output))
+        check_before_work(Path(output), force)
+    ffmpeg_exe()
+    watch = Stopwatch()
+    if isinstance(audio, str | Path) and str(audio) != "-":
+        path = Path(audio)
+        rate, channels, blocks = _file_blocks(path)
+        settings = settings_hash(photo, path, config)
+    else:
+        stream = sys.stdin.buffer if isinstance(audio, str | Path) else audio
+        if stream.isatty():
+            raise InputError("-", "stdin is a terminal: pipe audio into it (wav, or raw PCM)")
+        declared = None
+        if pcm is None:
+            pcm, declared = read_wav_header(stream, "-")
+        rate, channels = pcm.rate, pcm.channels
+        blocks = pcm_blocks(stream, pcm, "-", declared)
+        settings = settings_hash(photo, Path(os.devnull), config)  # the audio is not known ahead
+    setup = prepare(photo, config, warn=warn)
+    watch.add(setup.seconds)
+    return render_stream(setup, blocks, rate, channels, output, config, settings=settings,
+                         realtime=realtime, watch=watch)
+
+
+def _file_blocks(path: Path, seconds: float = 0.2) -> tuple[int, int, Iterator[np.ndarray]]:
+    """An audio file's samples, at its own rate and channels, in pieces."""
+    import soundfile as sf
+
+    from talkinghead.load import load_audio
+    from talkinghead.mux import decode_audio
+
+    load_audio(path)  # every check a file gets
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        data, rate = decode_audio(path, 48_000), 48_000
+    step = max(1, round(seconds * rate))
+    return rate, data.shape[1], (data[i : i + step] for i in range(0, len(data), step))
 
 
 def reenact(photo: PathLike, driving: PathLike, output: PathLike | None = None, *,

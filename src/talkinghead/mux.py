@@ -298,3 +298,155 @@ def read_frames(path: Path, width: int, height: int, batch: int = 16) -> Iterato
         proc.stdout.close()
         proc.kill()
         proc.wait()
+
+
+# Live output: frames and audio as they are made, to a file, stdout or an ffmpeg URL.
+URL_FORMATS = {"udp": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rtp": "rtp_mpegts",
+               "rtmp": "flv", "rtmps": "flv"}
+FRAGMENT_SECONDS = 0.2  # fragmented MP4 on stdout: a fragment (playable data) this often
+
+
+def url_scheme(target: str) -> str | None:
+    """The scheme of an ffmpeg output URL talkinghead passes on (``udp``, ``rtmp``, ...)."""
+    scheme, sep, _ = target.partition("://")
+    return scheme.lower() if sep and scheme.lower() in URL_FORMATS else None
+
+
+class StreamWriter:
+    """Frames and audio streamed to ffmpeg as they are made: video on ffmpeg's stdin, audio
+    (float32 PCM at its own rate) on a second pipe, fed by a thread so that neither pipe can
+    block the other. ``target``: an .mp4 path (written beside it and renamed on success, as
+    ``VideoWriter``), ``-`` (fragmented MP4 on stdout, playable while it is written), or a
+    URL (``udp://``, ``tcp://``, ``srt://``, ``rtp://``: MPEG-TS; ``rtmp://``: FLV)."""
+
+    def __init__(self, target: str, *, width: int, height: int, fps: float, audio_rate: int,
+                 audio_channels: int, crf: int = 18, metadata: Mapping[str, str] | None = None) -> None:
+        import queue
+        import threading
+
+        self.target, self.width, self.height = target, width, height
+        self.frames_written = 0
+        self._tmp: Path | None = None
+        self._scheme = url_scheme(target)
+        live = target == "-" or self._scheme is not None
+        read_fd, self._audio_fd = os.pipe()
+        try:
+            if not live:
+                with _interrupts_held():
+                    self._tmp = _temporary_sibling(Path(target))
+            args = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+                    "-framerate", f"{fps}", "-i", "pipe:0",
+                    "-f", "f32le", "-ar", str(audio_rate), "-ac", str(audio_channels),
+                    "-i", f"pipe:{read_fd}", "-map", "0:v", "-map", "1:a",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
+                    "-preset", X264_PRESET, "-c:a", "aac", "-ac", str(min(audio_channels, 2)),
+                    "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+                    "-flags:a", "+bitexact"]
+            if live:  # no frame waits for later ones; a keyframe every second for late joiners
+                args += ["-tune", "zerolatency", "-g", str(max(1, round(fps)))]
+            for key, value in (metadata or {}).items():
+                args += ["-metadata", f"{key}={value}"]
+            if target == "-":
+                args += ["-movflags", "+frag_keyframe+empty_moov+default_base_moof",
+                         "-frag_duration", str(round(FRAGMENT_SECONDS * 1e6)), "-f", "mp4", "pipe:1"]
+            elif self._scheme is not None:
+                args += ["-f", URL_FORMATS[self._scheme], target]
+            else:
+                args += ["-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close or abort)
+            self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, pass_fds=(read_fd,),
+                                          stdout=None if target == "-" else subprocess.DEVNULL,
+                                          stderr=self._log)
+        except BaseException:
+            os.close(self._audio_fd)
+            if self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(read_fd)
+        self._audio: queue.Queue[bytes | None] = queue.Queue()
+        self._audio_failed = False
+        self._audio_thread = threading.Thread(target=self._feed_audio, daemon=True)
+        self._audio_thread.start()
+
+    def _feed_audio(self) -> None:
+        with os.fdopen(self._audio_fd, "wb") as pipe:
+            while (data := self._audio.get()) is not None:
+                try:
+                    pipe.write(data)
+                    pipe.flush()
+                except (BrokenPipeError, OSError):
+                    self._audio_failed = True
+                    return
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append (n, channels) float32 samples (at the rate given)."""
+        self._audio.put(np.ascontiguousarray(samples, "<f4").tobytes())
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append (B, H, W, 3) uint8 frames."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._failure() from None
+        self.frames_written += len(frames)
+
+    def close(self) -> None:
+        """Finish the stream (and move a file into place)."""
+        assert self._proc.stdin is not None
+        self._audio.put(None)
+        self._audio_thread.join()
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+        if self._proc.wait() != 0:
+            raise self._failure()
+        self._log.close()
+        if self._tmp is not None:
+            try:
+                os.chmod(self._tmp, 0o666 & ~_umask())
+                os.replace(self._tmp, self.target)
+            except OSError as exc:
+                raise InputError(self.target, f"cannot write output ({exc.strerror})") from None
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete a partial file."""
+        self._audio.put(None)
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._audio_thread.join(timeout=5)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+        self._log.close()
+
+    def _failure(self) -> Exception:
+        self._proc.wait()
+        self._log.seek(0)
+        lines = self._log.read().decode(errors="replace").strip().splitlines()
+        log = "\n".join(lines)
+        if self.target == "-" and ("Broken pipe" in log or not lines):
+            return InputError("-", "the reader of the output stream went away")
+        if "No space left" in log:
+            return InputError(self.target, "no space left on the output's disk")
+        if self._scheme is not None:
+            reason = lines[-1] if lines else "no reason given"
+            return InputError(self.target, f"ffmpeg cannot stream there: {reason}")
+        return TalkingHeadError(f"ffmpeg failed writing {self.target}: "
+                                f"{lines[-1] if lines else f'exit code {self._proc.returncode}'}")
+
+    def __enter__(self) -> StreamWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()

@@ -49,7 +49,7 @@ class _NoProgress:
 
 @dataclass(frozen=True)
 class RenderResult:
-    output: Path
+    output: Path | str  # a file, or "-" (stdout) or a URL for a streamed render
     frames: int
     fps: float
     width: int
@@ -393,3 +393,59 @@ def reenact(photo: Path, driving: Path, output: Path, config: RenderConfig, *,
                         height=setup.decoder.height, audio_seconds=n_frames / config.fps,
                         seconds=time.perf_counter() - watch.started, first_frame_seconds=first_frame,
                         settings=settings, stage_seconds=watch.times)
+
+
+def render_live(setup: PhotoSetup, audio: Iterable[np.ndarray], pcm_rate: int, channels: int,
+                target: str, config: RenderConfig, *, settings: str, realtime: bool = False,
+                watch: Stopwatch | None = None) -> RenderResult:
+    """Stages 4-7 while the audio arrives: ``audio`` yields (n, channels) float32 blocks at
+    ``pcm_rate`` (a pipe, a file read in pieces); frames go to ``target`` (an .mp4 path,
+    ``-`` for stdout, or an ffmpeg URL) as soon as they are made, with the audio beside them.
+    ``realtime`` holds each frame back until its time has come on the wall clock."""
+    from talkinghead.load import MIN_DURATION
+    from talkinghead.mux import StreamWriter
+    from talkinghead.provenance import metadata
+    from talkinghead.stream import pcm_chunks, stream_batches
+
+    watch = watch or Stopwatch()
+    streamer = setup.motion_source(config).streamer(setup.source, config.controls, fps=config.fps,
+                                                    seed=config.seed)
+    if streamer is None:
+        raise InputError(None, "streaming needs the diffusion generator (--motion diffusion): "
+                               "baseline rules and motion files need the whole clip")
+    heard = 0
+    first_frame, started = 0.0, None
+    engine: dict[str, float] = {}
+    with StreamWriter(target, width=setup.decoder.width, height=setup.decoder.height, fps=config.fps,
+                      audio_rate=pcm_rate, audio_channels=channels, crf=config.crf,
+                      metadata=metadata(settings)) as writer:
+
+        def passed_on() -> Iterator[np.ndarray]:
+            nonlocal heard
+            for block in audio:
+                writer.write_audio(block)
+                heard += len(block)
+                yield block
+
+        watch.lap("mux")
+        for first, frames in stream_batches(streamer, setup.decoder, pcm_chunks(passed_on(), pcm_rate),
+                                            batch_size=config.batch_size,
+                                            watermark=config.watermark, seconds=engine):
+            watch.lap("render")
+            if realtime:
+                started = started or time.perf_counter()
+                time.sleep(max(0.0, started + first / config.fps - time.perf_counter()))
+            writer.write(frames)
+            watch.lap("mux")
+            first_frame = first_frame or time.perf_counter() - watch.started
+        if heard / pcm_rate < MIN_DURATION:
+            raise InputError(None, f"audio is too short ({heard / pcm_rate:.3f} s; need {MIN_DURATION} s)")
+    watch.lap("mux")
+    for stage, seconds in engine.items():
+        if stage != "render":
+            watch.times["render"] = watch.times.get("render", 0.0) - seconds
+            watch.times[stage] = watch.times.get(stage, 0.0) + seconds
+    return RenderResult(output=target, frames=writer.frames_written, fps=config.fps,
+                        width=setup.decoder.width, height=setup.decoder.height,
+                        audio_seconds=heard / pcm_rate, seconds=time.perf_counter() - watch.started,
+                        first_frame_seconds=first_frame, settings=settings, stage_seconds=watch.times)

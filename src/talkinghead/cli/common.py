@@ -148,8 +148,10 @@ def with_bars(quiet: bool, action: Callable[[RichProgress | None], T]) -> T:
         return action(bars)
 
 
-def report(result: RenderResult, *, as_json: bool, quiet: bool) -> None:
-    """A finished video: its path (or one JSON line) on stdout, a summary on stderr."""
+def report(result: RenderResult, *, as_json: bool, quiet: bool, stream=None) -> None:
+    """A finished video: its path (or one JSON line) on ``stream`` (stdout), a summary on
+    stderr."""
+    stream = stream or sys.stdout
     if as_json:
         print(json.dumps({
             "output": str(result.output), "frames": result.frames, "fps": result.fps,
@@ -159,9 +161,9 @@ def report(result: RenderResult, *, as_json: bool, quiet: bool) -> None:
             "first_frame_seconds": round(result.first_frame_seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
             "settings": result.settings,
-        }))
+        }), file=stream)
     else:
-        print(result.output)
+        print(result.output, file=stream)
         if not quiet:
             stderr(f"{result.frames} frames ({result.audio_seconds:.1f} s) in "
                    f"{result.seconds:.1f} s: {result.render_fps:.1f} frames/s")

@@ -6,11 +6,13 @@ config checks them, for the command line, batch rows and API calls alike.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from talkinghead.audiostream import ENCODINGS
 from talkinghead.cli.common import (
     DebugOption,
     DeviceOption,
@@ -42,13 +44,30 @@ def api_options(params: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in params.items() if name in OPTION_NAMES}
 
 
+LiveOutputOption = Annotated[str | None, typer.Option(
+    "--output", "-o", metavar="FILE.mp4|-|URL", show_default=False,
+    help="Output .mp4 (default: <photo>_<audio>.mp4 in the working folder); '-' streams a "
+         "fragmented MP4 to stdout; udp://, tcp://, srt://, rtp:// (MPEG-TS) or rtmp:// "
+         "(FLV) stream to that address.")]
+
+
 @app.command()
 def render(
     ctx: typer.Context,
     photo: PhotoArgument,
     audio: Annotated[Path, typer.Argument(metavar="AUDIO", show_default=False,
-                                          help="Speech (wav, flac, mp3, ogg, m4a, ...).")],
-    output: OutputOption = None,
+                                          help="Speech (wav, flac, mp3, ogg, m4a, ...), or '-' "
+                                               "to read a WAV stream (or raw PCM) from stdin.")],
+    output: LiveOutputOption = None,
+    realtime: Annotated[bool, typer.Option(
+        "--realtime", help="Send each frame no earlier than its time on the wall clock.")] = False,
+    audio_format: Annotated[str | None, typer.Option(
+        metavar="ENC", show_default=False,
+        help=f"Raw PCM on stdin instead of WAV: {', '.join(ENCODINGS)} (with --audio-rate).")] = None,
+    audio_rate: Annotated[int | None, typer.Option(
+        metavar="HZ", show_default=False, help="Sample rate of raw PCM on stdin.")] = None,
+    audio_channels: Annotated[int, typer.Option(
+        metavar="N", help="Channels of raw PCM on stdin.")] = 1,
     fps: Annotated[float, typer.Option(help=f"Frames per second {describe('fps')}.")] = DEFAULTS.fps,
     size: SizeOption = DEFAULTS.size,
     full_frame: FullFrameOption = DEFAULTS.full_frame,
@@ -97,16 +116,45 @@ def render(
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Render PHOTO speaking AUDIO into an mp4 (H.264 + AAC)."""
+    """Render PHOTO speaking AUDIO into an mp4 (H.264 + AAC).
+
+    Streaming: with AUDIO '-' the audio is read from stdin as it arrives, and with '-o -'
+    (or a URL) the video leaves while it is made, e.g.
+    `tts ... | talkinghead render photo.jpg - -o - | ffplay -`.
+    """
     from talkinghead import api
 
     options = api_options(ctx.params)
+    live = str(audio) == "-" or output == "-" or "://" in (output or "") or realtime
 
     def run():
-        return with_bars(quiet, lambda bars: api.render(photo, audio, output, force=force,
-                                                        progress=bars, warn=stderr, **options))
+        pcm = raw_format(audio, audio_format, audio_rate, audio_channels)
+        if not live:
+            return with_bars(quiet, lambda bars: api.render(photo, audio, output, force=force,
+                                                            progress=bars, warn=stderr, **options))
+        return api.render_live(photo, audio, output or str(api.default_output(photo, audio)),
+                               pcm=pcm,
+                               realtime=realtime, force=force, warn=stderr, **options)
 
-    report(guard(run, debug=debug), as_json=as_json, quiet=quiet)
+    result = guard(run, debug=debug)
+    # the video itself may be on stdout: then the report goes to stderr
+    report(result, as_json=as_json, quiet=quiet, stream=sys.stderr if output == "-" else sys.stdout)
+
+
+def raw_format(audio: Path, encoding: str | None, rate: int | None, channels: int):
+    """--audio-format, --audio-rate and --audio-channels: raw PCM on stdin, or None (WAV)."""
+    from talkinghead.audiostream import PcmFormat
+    from talkinghead.errors import InputError
+
+    if encoding is None and rate is None:
+        return None
+    if str(audio) != "-":
+        raise InputError(None, "--audio-format and --audio-rate describe raw PCM on stdin (AUDIO '-')")
+    if encoding not in ENCODINGS or rate is None:
+        raise InputError(None, f"raw PCM needs --audio-format ({', '.join(ENCODINGS)}) and --audio-rate")
+    if not 1_000 <= rate <= 384_000 or not 1 <= channels <= 32:
+        raise InputError(None, "--audio-rate must be 1000-384000 Hz and --audio-channels 1-32")
+    return PcmFormat(rate, channels, encoding)
 
 
 @app.command()
