@@ -123,3 +123,21 @@ def test_an_avatar_streams_the_frames_it_renders_for_the_clip(photo, short_speec
         assert np.abs(frame.image.astype(int) - image).max() <= 1
     with pytest.raises(talkinghead.InputError, match="diffusion"):
         next(avatar.stream([data], sample_rate=rate, motion="baseline"))
+
+
+@pytest.mark.slow
+def test_the_readmes_streaming_example_runs(tmp_path):
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    code = re.search(r"<!-- stream-example -->\n```python\n(.*?)```", readme, re.S).group(1)
+    for name in ("astronaut.png", "speech.wav"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == ["frame 0 at 0.00 s: (256, 256, 3)",
+                                            "frame 100 at 4.00 s: (256, 256, 3)"]
