@@ -228,8 +228,10 @@ class Avatar:
         or bytes of 16-bit little-endian mono), e.g. from a text-to-speech engine. Yields
         ``Frame``s (``index``, ``time`` in seconds, ``image`` (H, W, 3) uint8 RGB) as soon as
         each is made: the first after about 0.3 s of audio, then a batch per 0.2 s of audio.
-        The frames are those ``frames(motion(clip))`` gives for the whole clip, however the
-        audio is cut into chunks. Needs the diffusion generator (the default motion)."""
+        The frames do not depend on how the audio is cut into chunks; they come from the
+        streaming engine (``stream.py``), whose motion differs from the whole-clip sampler's
+        that ``render`` and ``motion`` use (README, "Streaming"). Needs the diffusion
+        generator (the default motion)."""
         from talkinghead.stream import pcm_chunks, stream_batches
 
         config, given = self._config(options)

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from talkinghead.sources import MotionSource
 
 Warn = Callable[[str], None]
-CHUNK_SECONDS = 0.2  # a clip goes through the streaming engine in pieces this long
 
 
 class Progress(Protocol):
@@ -202,22 +201,10 @@ def clip_motion(setup: PhotoSetup, clip: AudioClip, config: RenderConfig, *,
     """Stages 4 and 5: the motion for every output frame of ``clip``, controls applied."""
     from talkinghead.audio import audio_features, frame_count
     from talkinghead.controls import apply_controls
-    from talkinghead.motionspace import MotionSequence
 
     progress = progress or _NoProgress()
     source_of_motion = setup.motion_source(config, given)
     n_frames = frame_count(clip.duration, config.fps)
-    streamer = source_of_motion.streamer(setup.source, config.controls, fps=config.fps,
-                                         seed=config.seed)
-    if streamer is not None:
-        # 4 and 5 through the streaming engine, the whole clip arriving at once: the same
-        # motion as a stream of it gives (stream.py)
-        progress.start("motion", n_frames)
-        parts = streamer.push(clip.samples) + streamer.finish()
-        motion = MotionSequence.from_array(np.concatenate([m.to_array() for m in parts]), config.fps)
-        progress.advance(n_frames)
-        lap("motion")
-        return motion
     features = None
     rate = source_of_motion.features_fps
     if rate is not None:
@@ -249,23 +236,6 @@ def frame_batches(setup: PhotoSetup, motion: MotionSequence, config: RenderConfi
         if config.watermark:
             watermark(frames, config.watermark)
         yield frames
-
-
-def stream_clip(setup: PhotoSetup, clip: AudioClip, config: RenderConfig,
-                seconds: dict[str, float]) -> Iterator[np.ndarray] | None:
-    """Stages 4-6 through the streaming engine, the clip fed in CHUNK_SECONDS pieces: frame
-    batches as soon as they exist; None when the motion source needs the whole clip first."""
-    from talkinghead.stream import stream_batches
-
-    streamer = setup.motion_source(config).streamer(setup.source, config.controls, fps=config.fps,
-                                                    seed=config.seed)
-    if streamer is None:
-        return None
-    step = round(CHUNK_SECONDS * clip.sample_rate)
-    pieces = (clip.samples[i : i + step] for i in range(0, len(clip.samples), step))
-    return (batch for _, batch in stream_batches(streamer, setup.decoder, pieces,
-                                                 batch_size=config.batch_size,
-                                                 watermark=config.watermark, seconds=seconds))
 
 
 def write_video(setup: PhotoSetup, batches: Iterable[np.ndarray], n_frames: int, output: Path,
@@ -310,18 +280,14 @@ def render_clip(setup: PhotoSetup, audio: Path, output: Path, config: RenderConf
     settings = settings_hash(setup.photo, audio, config, motion)
     watch.lap("load")
     n_frames = frame_count(clip.duration, config.fps)
-    engine: dict[str, float] = {}
-    batches = None if motion is not None else stream_clip(setup, clip, config, engine)
-    if batches is None:
-        made = clip_motion(setup, clip, config, given=motion, progress=progress, lap=watch.lap)
-        batches = frame_batches(setup, made, config)
-    first_frame = write_video(setup, batches, n_frames, output, config, audio=clip.path,
-                              channels=clip.channels, settings=settings, progress=progress,
-                              watch=watch)
-    for stage in ("audio", "phones", "motion"):  # the engine's share of the render loop's time
-        if stage in engine:
-            watch.times["render"] -= engine[stage]
-            watch.times[stage] = watch.times.get(stage, 0.0) + engine[stage]
+    # A file renders with the whole-clip window sampler, not the streaming engine: the
+    # engine's motion (windows of 5 frames, 120 ms lookahead, from a network trained on whole
+    # 3 s windows) measured jitterier, with weaker lip sync and 15x the motion cost (README,
+    # "Streaming"); it serves live input only until a generator trained for it exists.
+    made = clip_motion(setup, clip, config, given=motion, progress=progress, lap=watch.lap)
+    first_frame = write_video(setup, frame_batches(setup, made, config), n_frames, output, config,
+                              audio=clip.path, channels=clip.channels, settings=settings,
+                              progress=progress, watch=watch)
     return RenderResult(output=output, frames=n_frames, fps=config.fps,
                         width=setup.decoder.width, height=setup.decoder.height,
                         audio_seconds=clip.duration, seconds=time.perf_counter() - watch.started,
