@@ -174,20 +174,18 @@ def test_parsing_gaze_and_emotion():
 def test_diffusion_runs_at_its_own_frame_rate_and_is_retimed(tmp_path, photo, short_speech, monkeypatch):
     """The network learned motion at 25 fps: at --fps 50 it still samples 25 fps features,
     and the pipeline retimes the motion to the output's 50 fps."""
-    from talkinghead.audio import FeatureStream
     from talkinghead.config import RenderConfig
     from talkinghead.mux import probe
     from talkinghead.pipeline import render
 
     seen = []
-    original = FeatureStream.analyse
+    original = MotionGenerator.sample
 
-    def spy(self, upto):
-        features = original(self, upto)
-        seen.append((self.fps, len(features["energy"])))
-        return features
+    def spy(self, features, *args, **kwargs):
+        seen.append((features.fps, features.n_frames))
+        return original(self, features, *args, **kwargs)
 
-    monkeypatch.setattr(FeatureStream, "analyse", spy)
+    monkeypatch.setattr(MotionGenerator, "sample", spy)
     result = render(photo, short_speech, tmp_path / "x.mp4", RenderConfig(fps=50.0, size=64, device="cpu"))
-    assert {fps for fps, _ in seen} == {25.0} and sum(n for _, n in seen) == 40  # 1.6 s of speech
+    assert seen == [(25.0, 40)]  # 1.6 s of speech
     assert result.frames == 80 and probe(tmp_path / "x.mp4").fps == pytest.approx(50.0)
