@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
 from .helpers import EXAMPLES
+
+# A shell starts a background job (`make test &`, nohup) with SIGINT ignored, and children
+# inherit that: the tests that interrupt a render or a batch with SIGINT would then see it
+# finish with 0. Handle SIGINT in the test process, so its children get the default.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
