@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -127,7 +128,8 @@ class VideoWriter:
                 at += 2
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close or abort)
             self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
-                                          stdout=subprocess.DEVNULL, stderr=self._log)
+                                          stdout=subprocess.DEVNULL, stderr=self._log,
+                                          preexec_fn=_die_with_parent)
         except BaseException:
             if self._tmp is not None:
                 self._tmp.unlink(missing_ok=True)
@@ -193,6 +195,17 @@ class VideoWriter:
                 raise
         else:
             self.abort()
+
+
+def _die_with_parent() -> None:
+    """In the encoder's child process (Linux): be killed when the process that feeds it dies.
+    A batch worker killed mid-job would otherwise leave ffmpeg running on, finishing and
+    re-creating the partial file the scheduler had removed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _umask() -> int:
