@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import numpy as np
 
@@ -89,7 +90,32 @@ def _output_channels(log: str) -> int:
     return 1
 
 
-class VideoWriter:
+class _Finishing:
+    """A writer used as a context manager: ``close`` (finish the output) when the block ends
+    normally, ``abort`` (remove what was written) when it raises, KeyboardInterrupt included."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()
+
+
+class VideoWriter(_Finishing):
     """Streams RGB frames into an mp4 next to ``path`` and renames it into place on success.
 
     Nothing appears at ``path`` unless every frame was written and ffmpeg succeeded: the
@@ -181,20 +207,6 @@ class VideoWriter:
         if "File too large" in log or self._proc.returncode == -getattr(signal, "SIGXFSZ", 0):
             return InputError(self.path, "output exceeds the file size limit (ulimit -f)")
         return TalkingHeadError(f"ffmpeg failed writing {self.path}: {last}")
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            try:
-                self.close()
-            except BaseException:
-                self.abort()
-                raise
-        else:
-            self.abort()
 
 
 def _die_with_parent() -> None:
@@ -325,7 +337,7 @@ def url_scheme(target: str) -> str | None:
     return scheme.lower() if sep and scheme.lower() in URL_FORMATS else None
 
 
-class StreamWriter:
+class StreamWriter(_Finishing):
     """Frames and audio streamed to ffmpeg as they are made: video on ffmpeg's stdin, audio
     (float32 PCM at its own rate) on a second pipe, fed by a thread so that neither pipe can
     block the other. ``target``: an .mp4 path (written beside it and renamed on success, as
@@ -449,17 +461,3 @@ class StreamWriter:
             return InputError(self.target, f"ffmpeg cannot stream there: {reason}")
         return TalkingHeadError(f"ffmpeg failed writing {self.target}: "
                                 f"{lines[-1] if lines else f'exit code {self._proc.returncode}'}")
-
-    def __enter__(self) -> StreamWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            try:
-                self.close()
-            except BaseException:
-                self.abort()
-                raise
-        else:
-            self.abort()
