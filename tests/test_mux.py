@@ -1,10 +1,12 @@
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from talkinghead import interrupts
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.mux import VideoWriter, decode_audio, ffmpeg_exe, probe, read_frames
 from talkinghead.pipeline import check_output
@@ -55,6 +57,29 @@ def test_a_failure_mid_write_leaves_no_file(tmp_path, wav, failure):
         writer.write(_frames(5))
         raise failure()
     assert list(tmp_path.iterdir()) == [wav]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("last_write", [True, False])
+def test_an_interrupt_whose_exception_python_dropped_still_stops_the_writer(tmp_path, wav,
+                                                                            last_write):
+    """Ctrl-C handled inside a finalizer: Python prints the KeyboardInterrupt and drops it.
+    The command line's handler remembers it, so the writer stops and leaves no file."""
+    class Finalized:
+        def __del__(self) -> None:
+            interrupts.handler(signal.SIGINT, None)
+
+    try:
+        with pytest.raises(KeyboardInterrupt), VideoWriter(
+                tmp_path / "v.mp4", width=96, height=64, fps=25.0, audio=wav,
+                audio_channels=1) as writer:
+            writer.write(_frames(5))
+            Finalized()  # the handler runs in __del__: its exception goes nowhere
+            if not last_write:
+                writer.write(_frames(5))
+        assert list(tmp_path.iterdir()) == [wav]
+    finally:
+        interrupts.reset()
 
 
 def test_odd_sizes_and_wrong_frames_are_refused(tmp_path, wav):

@@ -23,6 +23,7 @@ from typing import Self
 
 import numpy as np
 
+from talkinghead import interrupts
 from talkinghead.errors import InputError, TalkingHeadError
 
 # x264 speed preset: "superfast" leaves the 2 cores of a small machine to rendering; the
@@ -125,47 +126,55 @@ class VideoWriter(_Finishing):
     def __init__(self, path: Path, *, width: int, height: int, fps: float, audio: Path,
                  audio_channels: int, crf: int = 18,
                  metadata: Mapping[str, str] | None = None) -> None:
-        import ffmpeg
-
         if width % 2 or height % 2:
             raise ValueError(f"H.264 yuv420p needs even frame sides, got {width}x{height}")
         self.path = path
         self.width, self.height = width, height
         self.frames_written = 0
         self._tmp: Path | None = None
-        try:  # an interrupt before __enter__ returns must not leave the temporary file
-            with _interrupts_held():  # no interrupt between creating the file and naming it
+        try:  # an interrupt before __enter__ returns must leave neither the file nor ffmpeg
+            with interrupts.held():  # the file, its name and the encoder writing it: all or none
                 self._tmp = _temporary_sibling(path)
-            video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
-                                 s=f"{width}x{height}", framerate=fps)
-            sound = ffmpeg.input(str(audio)).audio
-            out = ffmpeg.output(
-                video, sound, str(self._tmp), format="mp4", vcodec="libx264",
-                pix_fmt="yuv420p", crf=crf, preset=X264_PRESET, acodec="aac",
-                ac=min(audio_channels, 2), movflags="+faststart", map_metadata=-1,
-                fflags="+bitexact", **{"flags:v": "+bitexact", "flags:a": "+bitexact"},
-            )
-            args = out.global_args("-nostdin", "-loglevel", "error", "-y").compile(
-                cmd=ffmpeg_exe())
-            # ffmpeg-python cannot repeat an option; -metadata goes just before the output.
-            at = args.index(str(self._tmp))
-            for key, value in (metadata or {}).items():
-                args[at:at] = ["-metadata", f"{key}={value}"]
-                at += 2
-            self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close or abort)
-            self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
-                                          stdout=subprocess.DEVNULL, stderr=self._log,
-                                          preexec_fn=_die_with_parent)
+                args = self._command(audio, fps, audio_channels, crf, metadata or {})
+                self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close or abort)
+                self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                              stdout=subprocess.DEVNULL, stderr=self._log,
+                                              preexec_fn=_die_with_parent)
         except BaseException:
+            _stop(getattr(self, "_proc", None))
             if self._tmp is not None:
                 self._tmp.unlink(missing_ok=True)
             raise
+
+    def _command(self, audio: Path, fps: float, audio_channels: int, crf: int,
+                 metadata: Mapping[str, str]) -> list[str]:
+        import ffmpeg
+
+        assert self._tmp is not None
+        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
+                             s=f"{self.width}x{self.height}", framerate=fps)
+        sound = ffmpeg.input(str(audio)).audio
+        out = ffmpeg.output(
+            video, sound, str(self._tmp), format="mp4", vcodec="libx264",
+            pix_fmt="yuv420p", crf=crf, preset=X264_PRESET, acodec="aac",
+            ac=min(audio_channels, 2), movflags="+faststart", map_metadata=-1,
+            fflags="+bitexact", **{"flags:v": "+bitexact", "flags:a": "+bitexact"},
+        )
+        args: list[str] = out.global_args("-nostdin", "-loglevel", "error", "-y").compile(
+            cmd=ffmpeg_exe())
+        # ffmpeg-python cannot repeat an option; -metadata goes just before the output.
+        at = args.index(str(self._tmp))
+        for key, value in metadata.items():
+            args[at:at] = ["-metadata", f"{key}={value}"]
+            at += 2
+        return args
 
     def write(self, frames: np.ndarray) -> None:
         """Append (B, H, W, 3) uint8 frames."""
         if frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
             raise ValueError(f"frames of shape {frames.shape} {frames.dtype} do not fit "
                              f"{self.width}x{self.height} RGB uint8")
+        interrupts.check()
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
@@ -175,6 +184,7 @@ class VideoWriter(_Finishing):
 
     def close(self) -> None:
         """Finish the file and move it to ``path``."""
+        interrupts.check()
         assert self._proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             self._proc.stdin.close()
@@ -190,9 +200,7 @@ class VideoWriter(_Finishing):
 
     def abort(self) -> None:
         """Stop ffmpeg and delete the partial file."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
+        _stop(self._proc)
         self._tmp.unlink(missing_ok=True)
         self._log.close()
 
@@ -207,6 +215,14 @@ class VideoWriter(_Finishing):
         if "File too large" in log or self._proc.returncode == -getattr(signal, "SIGXFSZ", 0):
             return InputError(self.path, "output exceeds the file size limit (ulimit -f)")
         return TalkingHeadError(f"ffmpeg failed writing {self.path}: {last}")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """Kill an encoder that was started (if it was) and reap it."""
+    if proc is not None:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 def _die_with_parent() -> None:
@@ -224,22 +240,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-@contextlib.contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back until the block ends: an interrupt that came meanwhile is
-    raised after it (in the main thread)."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    try:
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _temporary_sibling(path: Path) -> Path:
@@ -356,34 +356,16 @@ class StreamWriter(_Finishing):
         live = target == "-" or self._scheme is not None
         read_fd, self._audio_fd = os.pipe()
         try:
-            if not live:
-                with _interrupts_held():
+            with interrupts.held():  # the file, its name and the encoder writing it: all or none
+                if not live:
                     self._tmp = _temporary_sibling(Path(target))
-            args = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-                    "-framerate", f"{fps}", "-i", "pipe:0",
-                    "-f", "f32le", "-ar", str(audio_rate), "-ac", str(audio_channels),
-                    "-i", f"pipe:{read_fd}", "-map", "0:v", "-map", "1:a",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
-                    "-preset", X264_PRESET, "-c:a", "aac", "-ac", str(min(audio_channels, 2)),
-                    "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-                    "-flags:a", "+bitexact"]
-            if live:  # no frame waits for later ones; a keyframe every second for late joiners
-                args += ["-tune", "zerolatency", "-g", str(max(1, round(fps)))]
-            for key, value in (metadata or {}).items():
-                args += ["-metadata", f"{key}={value}"]
-            if target == "-":
-                args += ["-movflags", "+frag_keyframe+empty_moov+default_base_moof",
-                         "-frag_duration", str(round(FRAGMENT_SECONDS * 1e6)), "-f", "mp4", "pipe:1"]
-            elif self._scheme is not None:
-                args += ["-f", URL_FORMATS[self._scheme], target]
-            else:
-                args += ["-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
-            self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close or abort)
-            self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, pass_fds=(read_fd,),
-                                          stdout=None if target == "-" else subprocess.DEVNULL,
-                                          stderr=self._log)
+                args = self._command(read_fd, fps, audio_rate, audio_channels, crf, metadata or {})
+                self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close or abort)
+                self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, pass_fds=(read_fd,),
+                                              stdout=None if target == "-" else subprocess.DEVNULL,
+                                              stderr=self._log)
         except BaseException:
+            _stop(getattr(self, "_proc", None))
             os.close(self._audio_fd)
             if self._tmp is not None:
                 self._tmp.unlink(missing_ok=True)
@@ -394,6 +376,31 @@ class StreamWriter(_Finishing):
         self._audio_failed = False
         self._audio_thread = threading.Thread(target=self._feed_audio, daemon=True)
         self._audio_thread.start()
+
+    def _command(self, read_fd: int, fps: float, audio_rate: int, audio_channels: int, crf: int,
+                 metadata: Mapping[str, str]) -> list[str]:
+        live = self.target == "-" or self._scheme is not None
+        args = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+                "-framerate", f"{fps}", "-i", "pipe:0",
+                "-f", "f32le", "-ar", str(audio_rate), "-ac", str(audio_channels),
+                "-i", f"pipe:{read_fd}", "-map", "0:v", "-map", "1:a",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
+                "-preset", X264_PRESET, "-c:a", "aac", "-ac", str(min(audio_channels, 2)),
+                "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+                "-flags:a", "+bitexact"]
+        if live:  # no frame waits for later ones; a keyframe every second for late joiners
+            args += ["-tune", "zerolatency", "-g", str(max(1, round(fps)))]
+        for key, value in metadata.items():
+            args += ["-metadata", f"{key}={value}"]
+        if self.target == "-":
+            args += ["-movflags", "+frag_keyframe+empty_moov+default_base_moof",
+                     "-frag_duration", str(round(FRAGMENT_SECONDS * 1e6)), "-f", "mp4", "pipe:1"]
+        elif self._scheme is not None:
+            args += ["-f", URL_FORMATS[self._scheme], self.target]
+        else:
+            args += ["-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
+        return args
 
     def _feed_audio(self) -> None:
         with os.fdopen(self._audio_fd, "wb") as pipe:
@@ -411,6 +418,7 @@ class StreamWriter(_Finishing):
 
     def write(self, frames: np.ndarray) -> None:
         """Append (B, H, W, 3) uint8 frames."""
+        interrupts.check()
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
@@ -421,6 +429,7 @@ class StreamWriter(_Finishing):
 
     def close(self) -> None:
         """Finish the stream (and move a file into place)."""
+        interrupts.check()
         assert self._proc.stdin is not None
         self._audio.put(None)
         self._audio_thread.join()
@@ -439,9 +448,7 @@ class StreamWriter(_Finishing):
     def abort(self) -> None:
         """Stop ffmpeg and delete a partial file."""
         self._audio.put(None)
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
+        _stop(self._proc)
         self._audio_thread.join(timeout=5)
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)

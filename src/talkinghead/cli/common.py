@@ -74,13 +74,16 @@ def silence_native_stderr() -> None:
 
 def guard(action: Callable[[], T], *, debug: bool) -> T:
     """Run ``action``; turn failures into one line on stderr and the documented exit code."""
+    from talkinghead import interrupts
     from talkinghead.errors import InputError, TalkingHeadError
 
     if not debug:
         silence_native_stderr()
-
+    interrupts.install()
     try:
-        return action()
+        result = action()
+        interrupts.check()  # an interrupt whose exception Python dropped (see interrupts.py)
+        return result
     except KeyboardInterrupt:
         stderr("talkinghead: interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
