@@ -337,6 +337,11 @@ def url_scheme(target: str) -> str | None:
     return scheme.lower() if sep and scheme.lower() in URL_FORMATS else None
 
 
+# What ffmpeg 7 logs when its output task has died (then it cannot finish on its own).
+OUTPUT_FAILED = (b"Error muxing a packet", b"Error submitting a packet to the muxer",
+                 b"Task finished with error code")
+
+
 class StreamWriter(_Finishing):
     """Frames and audio streamed to ffmpeg as they are made: video on ffmpeg's stdin, audio
     (float32 PCM at its own rate) on a second pipe, fed by a thread so that neither pipe can
@@ -376,6 +381,8 @@ class StreamWriter(_Finishing):
         self._audio_failed = False
         self._audio_thread = threading.Thread(target=self._feed_audio, daemon=True)
         self._audio_thread.start()
+        self._ended = threading.Event()
+        threading.Thread(target=self._watch_output, daemon=True).start()
 
     def _command(self, read_fd: int, fps: float, audio_rate: int, audio_channels: int, crf: int,
                  metadata: Mapping[str, str]) -> list[str]:
@@ -401,6 +408,24 @@ class StreamWriter(_Finishing):
         else:
             args += ["-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
         return args
+
+    def _watch_output(self) -> None:
+        """Kill ffmpeg once its output has failed (the reader of stdout gone, a broken
+        connection, a full disk). ffmpeg then stops its muxer but waits for its audio reader,
+        blocked on a pipe that gets no more audio, and stops reading video: both processes
+        would wait on each other for ever. The video write then fails at once, with the
+        reason in ffmpeg's log."""
+        import select
+
+        stdout = select.poll()
+        if self.target == "-":
+            stdout.register(sys.stdout.fileno(), 0)  # POLLERR: the pipe's reader has closed it
+        while not self._ended.wait(0.1):
+            gone = self.target == "-" and bool(stdout.poll(0))
+            log = os.pread(self._log.fileno(), 1 << 16, 0)
+            if gone or any(sign in log for sign in OUTPUT_FAILED):
+                _stop(self._proc)
+                return
 
     def _feed_audio(self) -> None:
         with os.fdopen(self._audio_fd, "wb") as pipe:
@@ -435,7 +460,9 @@ class StreamWriter(_Finishing):
         self._audio_thread.join()
         with contextlib.suppress(BrokenPipeError):
             self._proc.stdin.close()
-        if self._proc.wait() != 0:
+        code = self._proc.wait()
+        self._ended.set()
+        if code != 0:
             raise self._failure()
         self._log.close()
         if self._tmp is not None:
@@ -449,6 +476,7 @@ class StreamWriter(_Finishing):
         """Stop ffmpeg and delete a partial file."""
         self._audio.put(None)
         _stop(self._proc)
+        self._ended.set()
         self._audio_thread.join(timeout=5)
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)

@@ -198,10 +198,14 @@ def batch(
 
     def work() -> bool:
         """Run the jobs; False when interrupted (the workers have stopped by then)."""
+        from talkinghead import interrupts
+
         try:
             run_jobs(job_list, workers=workers or 1, resume=resume, retries=retries,
                      engine=engine, on_result=report)
+            interrupts.check()  # one whose exception Python dropped (interrupts.py)
         except KeyboardInterrupt:
+            interrupts.reset()  # handled here: the summary follows
             return False
         finally:
             if engine is not None:
