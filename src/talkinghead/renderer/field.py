@@ -27,6 +27,7 @@ from talkinghead.encode import Appearance
 from talkinghead.models import facemesh as fm
 from talkinghead.models.rig import smoothstep
 from talkinghead.motionspace import MotionSequence
+from talkinghead.renderer.eyes import drawn_lids
 from talkinghead.renderer.layers import BACKGROUND, joined_to
 from talkinghead.renderer.mesh import closed_mesh, project_to_polyline, rasterize, rotations
 
@@ -233,8 +234,10 @@ class WarpField:
         return self.pivot + scale[:, None, None] * (rel @ rot.transpose(1, 2)) + shift[:, None, :]
 
     def point_motion(self, expression: torch.Tensor) -> torch.Tensor:
-        """(B, V, 3) mesh point motion of (B, E) expressions, against the photo's own."""
-        return torch.einsum("be,evc->bvc", expression - self.source_expression, self.rig)
+        """(B, V, 3) mesh point motion of (B, E) expressions, against the photo's own (the
+        eyelids drawn by the curve that makes them read back as asked, ``eyes.LID_CURVE``)."""
+        change = drawn_lids(expression) - drawn_lids(self.source_expression)
+        return torch.einsum("be,evc->bvc", change, self.rig)
 
     def forward(self, point_motion: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor,
                 shift: torch.Tensor) -> torch.Tensor:
