@@ -22,7 +22,8 @@ LUMA = np.array([0.299, 0.587, 0.114])
 # that is what the motion generator learns; drawn as it comes, such a lid is left half open.
 # Measured by bench/lidcurve.py (realdata train videos, devdata portraits): the level that
 # reads back as asked, with what a real shut eye reads drawn shut. Linear below 0.
-LID_CURVE: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 1.0))
+LID_CURVE: tuple[tuple[float, float], ...] = ((0.00, 0.00), (0.19, 0.43), (0.37, 0.71), (0.56, 0.80),
+                                             (0.74, 1.00), (1.00, 1.00))
 BLINKS = (expression_index("eyeBlinkLeft"), expression_index("eyeBlinkRight"))
 
 
