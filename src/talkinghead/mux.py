@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
 import numpy as np
 
@@ -95,11 +95,35 @@ class _Finishing:
     """A writer used as a context manager: ``close`` (finish the output) when the block ends
     normally, ``abort`` (remove what was written) when it raises, KeyboardInterrupt included."""
 
+    _proc: subprocess.Popen[bytes]
+    _log: IO[bytes]
+    frames_written: int
+
     def close(self) -> None:
         raise NotImplementedError
 
     def abort(self) -> None:
         raise NotImplementedError
+
+    def _failure(self) -> Exception:
+        raise NotImplementedError
+
+    def _ffmpeg_log(self) -> list[str]:
+        """What ffmpeg said on stderr, once it has exited."""
+        self._proc.wait()
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace").strip().splitlines()
+
+    def _send(self, frames: np.ndarray) -> None:
+        """Frames to ffmpeg's stdin; its failure explained if it has gone."""
+        interrupts.check()
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._failure() from None
+        self.frames_written += len(frames)
 
     def __enter__(self) -> Self:
         return self
@@ -174,13 +198,7 @@ class VideoWriter(_Finishing):
         if frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
             raise ValueError(f"frames of shape {frames.shape} {frames.dtype} do not fit "
                              f"{self.width}x{self.height} RGB uint8")
-        interrupts.check()
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
-        except BrokenPipeError:
-            raise self._failure() from None
-        self.frames_written += len(frames)
+        self._send(frames)
 
     def close(self) -> None:
         """Finish the file and move it to ``path``."""
@@ -191,10 +209,7 @@ class VideoWriter(_Finishing):
         if self._proc.wait() != 0:
             raise self._failure()
         try:
-            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it private; files are not
-            os.replace(self._tmp, self.path)
-        except OSError as exc:
-            raise InputError(self.path, f"cannot write output ({exc.strerror})") from None
+            _publish(self._tmp, self.path)
         finally:
             self._log.close()
 
@@ -205,9 +220,7 @@ class VideoWriter(_Finishing):
         self._log.close()
 
     def _failure(self) -> Exception:
-        self._proc.wait()
-        self._log.seek(0)
-        message = self._log.read().decode(errors="replace").strip().splitlines()
+        message = self._ffmpeg_log()
         last = message[-1] if message else f"exit code {self._proc.returncode}"
         log = "\n".join(message)
         if "No space left" in log:
@@ -234,6 +247,16 @@ def _die_with_parent() -> None:
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _publish(tmp: Path, target: Path | str) -> None:
+    """Move a finished temporary file into place, with the permissions of any new file
+    (mkstemp made it private)."""
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise InputError(target, f"cannot write output ({exc.strerror})") from None
 
 
 def _umask() -> int:
@@ -443,14 +466,7 @@ class StreamWriter(_Finishing):
 
     def write(self, frames: np.ndarray) -> None:
         """Append (B, H, W, 3) uint8 frames."""
-        interrupts.check()
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
-            self._proc.stdin.flush()
-        except BrokenPipeError:
-            raise self._failure() from None
-        self.frames_written += len(frames)
+        self._send(frames)
 
     def close(self) -> None:
         """Finish the stream (and move a file into place)."""
@@ -466,11 +482,7 @@ class StreamWriter(_Finishing):
             raise self._failure()
         self._log.close()
         if self._tmp is not None:
-            try:
-                os.chmod(self._tmp, 0o666 & ~_umask())
-                os.replace(self._tmp, self.target)
-            except OSError as exc:
-                raise InputError(self.target, f"cannot write output ({exc.strerror})") from None
+            _publish(self._tmp, self.target)
 
     def abort(self) -> None:
         """Stop ffmpeg and delete a partial file."""
@@ -483,9 +495,7 @@ class StreamWriter(_Finishing):
         self._log.close()
 
     def _failure(self) -> Exception:
-        self._proc.wait()
-        self._log.seek(0)
-        lines = self._log.read().decode(errors="replace").strip().splitlines()
+        lines = self._ffmpeg_log()
         log = "\n".join(lines)
         if self.target == "-" and ("Broken pipe" in log or not lines):
             return InputError("-", "the reader of the output stream went away")
