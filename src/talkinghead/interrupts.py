@@ -32,30 +32,36 @@ def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
 
-def _unraisable(previous: Any) -> Any:
+def note() -> None:
+    """Remember an interrupt (for a process's own SIGINT handler, as batch workers have)."""
+    _received.set()
+
+
+def remember_dropped() -> None:
+    """Remember, silently, a KeyboardInterrupt that Python drops (once per process)."""
+    global _installed
+    if _installed:
+        return
+    previous = sys.unraisablehook
+
     def hook(unraisable: Any) -> None:
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
             _received.set()  # dropped by Python: remembered, and no traceback on stderr
             return
         previous(unraisable)
-    return hook
 
-
-def install() -> None:
-    """Route SIGINT to ``handler`` and remember interrupts Python drops (main thread only;
-    nothing when SIGINT is being ignored)."""
-    global _installed
-    if (_installed or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        return
-    signal.signal(signal.SIGINT, handler)
-    sys.unraisablehook = _unraisable(sys.unraisablehook)
+    sys.unraisablehook = hook
     _installed = True
 
 
-def received() -> bool:
-    """Whether an interrupt came since ``install`` (or ``reset``)."""
-    return _received.is_set()
+def install() -> None:
+    """At the command line: route SIGINT to ``handler`` and remember interrupts Python drops
+    (main thread only; nothing when SIGINT is being ignored)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        return
+    signal.signal(signal.SIGINT, handler)
+    remember_dropped()
 
 
 def check() -> None:
@@ -87,5 +93,5 @@ def held() -> Iterator[None]:
 
 
 def reset() -> None:
-    """Forget a past interrupt (tests)."""
+    """Forget a past interrupt: it has been handled (an interrupted batch's summary; tests)."""
     _received.clear()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Protocol
 
+from talkinghead import interrupts
 from talkinghead.batch import Job, JobResult, remove_partial, result_of, run_job, setup_key
 
 Done = Callable[[JobResult], None]
@@ -153,6 +154,7 @@ def _interrupt(signum: int, frame: object) -> None:
     is removed on the way out); later ones are ignored so that the clean-up finishes."""
     global _stopping
     _stopping = True
+    interrupts.note()  # kept, should Python drop the exception below (interrupts.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
@@ -161,6 +163,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def _worker_init(threads: int) -> None:
     """Once per worker process: share the cores, load the models, ignore Ctrl-C while idle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interrupts.remember_dropped()
     import torch
 
     torch.set_num_threads(threads)
