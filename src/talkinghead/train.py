@@ -400,7 +400,8 @@ def export_weights(model, out: Path, *, command: str, corpus_summary: dict, trai
         "motion_names": list(MOTION_NAMES),
         "fps": TRAIN_FPS,
         "command": command,
-        "corpus": {k: corpus_summary.get(k) for k in ("seed", "minutes", "clips", "seconds", "command")},
+        "corpus": {k: corpus_summary.get(k)
+                   for k in ("seed", "minutes", "clips", "seconds", "command", "calibration")},
         "videos": videos or [],
         "init": init,
         "train": train_config,
