@@ -31,18 +31,15 @@ from talkinghead.motionspace import MotionSequence, expression_index
 from talkinghead.motionstats import blinks
 from talkinghead.renderer import eyes
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from realism import split_videos
+from roundtrip import FPS, held
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 LEVELS = np.round(np.arange(0.0, 1.01, 0.1), 2)
 EYES = ("eyeBlinkLeft", "eyeBlinkRight")
 HOLD = 6  # frames per level (the first two let the tracker settle)
-
-
-def train_videos(limit: int) -> list[Path]:
-    rows = (SHARED / "realdata" / "MANIFEST.tsv").read_text().splitlines()
-    header = rows[0].split("\t")
-    ids = [r.split("\t")[0] for r in rows[1:] if r.split("\t")[header.index("split")] == "train"]
-    return [SHARED / "realdata" / "videos" / f"{i}.mp4" for i in ids[:limit]]
 
 
 def lids(motion: MotionSequence) -> np.ndarray:
@@ -56,25 +53,21 @@ def real_shut(videos: list[Path]) -> tuple[float, float, int]:
         motion = extract_motion(video).motion
         level = lids(motion)
         opens.append(float(np.median(level)))
-        peaks += [float(level[s:e].max()) for s, e in blinks(level, motion.fps)]
-        print(f"  {video.stem}: {len(blinks(level, motion.fps))} blinks", file=sys.stderr)
+        events = blinks(level, motion.fps)
+        peaks += [float(level[s:e].max()) for s, e in events]
+        print(f"  {video.stem}: {len(events)} blinks", file=sys.stderr)
     return float(np.median(peaks)), float(np.median(opens)), len(peaks)
 
 
 def drawn(photo: Path, size: int) -> np.ndarray:
     """Read-back lid level for each of LEVELS, drawn with the curve switched off."""
     avatar = talkinghead.Avatar.from_photo(photo, size=size)
-    source = avatar.source
-    n = HOLD * len(LEVELS)
-    expression = np.repeat(source.expression[:1], n, 0).astype(np.float32)
+    motion = held(avatar.source, HOLD * len(LEVELS))
     for k, level in enumerate(LEVELS):
         for e in EYES:
-            expression[k * HOLD:(k + 1) * HOLD, expression_index(e)] = level
-    motion = MotionSequence(fps=25.0, pose=np.repeat(source.pose[:1], n, 0).astype(np.float32),
-                            expression=expression,
-                            gaze=np.repeat(source.gaze[:1], n, 0).astype(np.float32))
+            motion.expression[k * HOLD:(k + 1) * HOLD, expression_index(e)] = level
     frames = list(avatar.frames(motion))
-    read = lids(motion_from_landmarks(list(track_landmarks(frames)), 25.0)[0])
+    read = lids(motion_from_landmarks(list(track_landmarks(frames)), FPS)[0])
     return np.array([np.median(read[k * HOLD + 2:(k + 1) * HOLD]) for k in range(len(LEVELS))])
 
 
@@ -83,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, default=12, help="realdata train videos to read")
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args(argv)
-    shut, open_level, count = real_shut(train_videos(args.videos))
+    shut, open_level, count = real_shut(split_videos(SHARED / "realdata", "train")[:args.videos])
     print(f"real (train): open reads {open_level:.2f}, shut reads {shut:.2f} (median of {count} blinks)")
     photos = [*sorted((SHARED / "devdata" / "portraits").glob("p*.*")), ROOT / "examples" / "astronaut.png"]
     saved, eyes.LID_CURVE = eyes.LID_CURVE, ((0.0, 0.0), (1.0, 1.0))  # draw levels as asked

@@ -80,7 +80,8 @@ def held() -> Iterator[None]:
     global _holding
     signals = {signal.SIGINT, signal.SIGTERM}
     main = threading.current_thread() is threading.main_thread()
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if main else None
+    mask = getattr(signal, "pthread_sigmask", None)  # absent on Windows: nothing blocked
+    before = mask(signal.SIG_BLOCK, signals) if main and mask is not None else None
     was_holding, _holding = _holding, main or _holding
     try:
         yield

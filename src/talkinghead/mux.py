@@ -381,11 +381,11 @@ class StreamWriter(_Finishing):
         self.frames_written = 0
         self._tmp: Path | None = None
         self._scheme = url_scheme(target)
-        live = target == "-" or self._scheme is not None
+        self._live = target == "-" or self._scheme is not None
         read_fd, self._audio_fd = os.pipe()
         try:
             with interrupts.held():  # the file, its name and the encoder writing it: all or none
-                if not live:
+                if not self._live:
                     self._tmp = _temporary_sibling(Path(target))
                 args = self._command(read_fd, fps, audio_rate, audio_channels, crf, metadata or {})
                 self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close or abort)
@@ -409,7 +409,6 @@ class StreamWriter(_Finishing):
 
     def _command(self, read_fd: int, fps: float, audio_rate: int, audio_channels: int, crf: int,
                  metadata: Mapping[str, str]) -> list[str]:
-        live = self.target == "-" or self._scheme is not None
         args = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
                 "-framerate", f"{fps}", "-i", "pipe:0",
@@ -419,7 +418,7 @@ class StreamWriter(_Finishing):
                 "-preset", X264_PRESET, "-c:a", "aac", "-ac", str(min(audio_channels, 2)),
                 "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
                 "-flags:a", "+bitexact"]
-        if live:  # no frame waits for later ones; a keyframe every second for late joiners
+        if self._live:  # no frame waits for later ones; a keyframe every second for late joiners
             args += ["-tune", "zerolatency", "-g", str(max(1, round(fps)))]
         for key, value in metadata.items():
             args += ["-metadata", f"{key}={value}"]

@@ -218,6 +218,7 @@ class WarpField:
         self.rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
         self.source_pose = torch.as_tensor(source.pose[0], **f32)
         self.source_expression = torch.as_tensor(source.expression[0], **f32)
+        self._source_drawn = drawn_lids(self.source_expression)  # the photo's lids, as drawn
 
     def pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
@@ -236,7 +237,7 @@ class WarpField:
     def point_motion(self, expression: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) mesh point motion of (B, E) expressions, against the photo's own (the
         eyelids drawn by the curve that makes them read back as asked, ``eyes.LID_CURVE``)."""
-        change = drawn_lids(expression) - drawn_lids(self.source_expression)
+        change = drawn_lids(expression) - self._source_drawn
         return torch.einsum("be,evc->bvc", change, self.rig)
 
     def forward(self, point_motion: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor,
