@@ -83,7 +83,7 @@ corpus-cal: setup
 weights: weights-synthetic corpus-cal
 	$(BIN)/talkinghead train --init out/weights-synthetic --corpus out/corpus-cal --real-fraction 0.5 \
 		$(addprefix --videos ,$(TRAIN_VIDEOS)) --video-cache out/video-cache --out weights \
-		--steps 2000 --lr 3e-4 --threads 2
+		--steps 2000 --lr 3e-4 --pose-weight 4 --threads 2
 
 # For comparison (README, "Realism"): the fine-tune on real videos alone, no corpus mixed in.
 weights-real: weights-synthetic

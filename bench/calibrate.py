@@ -8,8 +8,11 @@
    per minute and their length, the jaw's lag behind the speech loudness (``motionstats``).
 2. Corpus: ``--clips`` clips of seed ``--seed`` made with the ``--current`` calibration
    (default: none), measured the same way.
-3. New scales: each current scale times real median / corpus median (pose per axis, jaw,
-   blink rate, blink length); the lips' lead moved by the difference of the median lags.
+3. New scales: each current scale times real median / corpus median (pose sd per axis, jaw,
+   blink rate, blink length); per axis, the sway and the quick movements (``motionstats.
+   pose_bands``) get the rest of their own ratio, so that the corpus's motion is spread over
+   time scales as the real heads' is (a whole-clip sd alone let the quick roll wiggles
+   stand in for slow tilts); the lips' lead moved by the difference of the median lags.
    Running it again on its own output checks (and refines) the fit.
 
 Writes the calibration with both sets of statistics; ``talkinghead corpus --calibration FILE``
@@ -36,8 +39,9 @@ from realism import split_videos
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH_ENERGY = 81  # column of audio_conditioning: speech-band energy
-KEYS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "jaw_std", "blinks_per_min", "blink_ms",
-        "lip_lag_ms")
+AXES = ("yaw", "pitch", "roll")
+KEYS = ("yaw_std", "pitch_std", "roll_std", *(f"{a}_{band}" for band in ("sway", "fast") for a in AXES),
+        "delta_pose_deg", "jaw_std", "blinks_per_min", "blink_ms", "lip_lag_ms")
 
 
 def medians(stats: list[dict]) -> dict[str, float]:
@@ -74,11 +78,18 @@ def main() -> None:
     synthetic = medians(made)
 
     ratio = {k: real[k] / max(synthetic[k], 1e-9) for k in KEYS if k != "lip_lag_ms"}
+
+    def band(scales: tuple[float, ...], name: str) -> tuple[float, ...]:
+        # head_scale multiplies every band: a band's own scale takes the rest of its ratio
+        return tuple(round(s * ratio[f"{a}_{name}"] / ratio[f"{a}_std"], 3)
+                     for s, a in zip(scales, AXES, strict=True))
+
     calibration = replace(
         current,
-        head_scale=tuple(round(s * ratio[k], 3) for s, k in zip(current.head_scale,
-                                                                ("yaw_std", "pitch_std", "roll_std"),
-                                                                strict=True)),
+        head_scale=tuple(round(s * ratio[f"{a}_std"], 3)
+                         for s, a in zip(current.head_scale, AXES, strict=True)),
+        sway_scale=band(current.sway_scale, "sway"),
+        fast_scale=band(current.fast_scale, "fast"),
         jaw_scale=round(current.jaw_scale * ratio["jaw_std"], 3),
         blink_rate_scale=round(current.blink_rate_scale * ratio["blinks_per_min"], 3),
         blink_length_scale=round(current.blink_length_scale * ratio["blink_ms"], 3),

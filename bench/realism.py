@@ -3,11 +3,13 @@
     python bench/realism.py [--realdata ../shared/realdata] [--split val] [--out out/realism]
                             [--generators baseline=baseline,shipped=weights] [--size 256]
                             [--only r03,r19] [--reuse] [--sheet] [--traces docs/x.png]
+                            [--retargeted docs/y.jpg] [--retargeted-videos r03,r04]
 
 For each video of the split: frame 0 becomes the photo, the video's own sound the speech;
 each generator (``label=baseline`` for the rule-based motion, ``label=DIR`` for diffusion
-weights in DIR, ``label=reenact`` for the video's own extracted motion: the ceiling the
-renderer and the instruments allow) renders it with seed 0. The real video and every
+weights in DIR, ``label=DIR@steps=8+eta=0`` for them with other sampler settings,
+``label=reenact`` for the video's own extracted motion: the ceiling the renderer and the
+instruments allow) renders it with seed 0. The real video and every
 render are measured by the same instruments: ``talkinghead eval`` (head pose sd, rotation
 per frame, mouth-opening sd, best lip lag, vowel/bilabial AUC at lag 0, blinks, jitter) and the motion encoder
 (``extract_motion``), whose 2 s windows of pose and expression spread and speed give a
@@ -16,7 +18,9 @@ Frechet distance between all real and all generated windows.
 Prints a per-video table and the medians of the ratios generated / real; writes realism.json
 (and with --sheet, contact_sheet.png: real frames beside each generator's, for looking at
 locally; realdata footage must not be copied into the repository; with --traces PNG, the head
-yaw and pitch tracks of each video, real against generated: numbers, no footage).
+yaw and pitch tracks of each video, real against generated: numbers, no footage; with
+--retargeted JPEG, the example portrait moved by each chosen video's real motion above the
+same portrait moved by the last generator from that video's sound: motion, no footage).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talkinghead.config import RenderConfig
+from talkinghead.config import RenderConfig, SampleOptions
 from talkinghead.evaluate import evaluate
 from talkinghead.extract import extract_motion
 from talkinghead.motionfile import retime
@@ -83,9 +87,12 @@ def make_render(spec: str, photo: Path, video: Path, out: Path, size: int) -> No
     if spec == "reenact":
         reenact(photo, video, out, RenderConfig(device="cpu", size=size, seed=0), force=True)
         return
+    spec, _, sampler = spec.partition("@")  # DIR@steps=8+eta=0: other sampler settings
+    options = SampleOptions(**{k: type(getattr(SampleOptions(), k))(v) for k, v in
+                               (item.split("=") for item in sampler.split("+") if item)})
     config = RenderConfig(motion="baseline" if spec == "baseline" else "diffusion",
                           weights=Path(spec) if spec != "baseline" else RenderConfig().weights,
-                          device="cpu", size=size, seed=0)
+                          device="cpu", size=size, seed=0, sampler=options)
     render(photo, video, out, config, force=True)
 
 
@@ -140,6 +147,38 @@ def contact_sheet(rows: list[tuple[str, list[Path]]], out: Path, times=(0.25, 0.
     cv2.imwrite(str(out), np.vstack(tiles))
 
 
+def retargeted_sheet(videos: list[Path], portrait: Path, spec: str, work: Path, out: Path,
+                     seconds: float = 4.0, step: float = 0.5, side: int = 128) -> None:
+    """The example ``portrait`` moved by each video's real motion (``reenact``: the head
+    motion the encoder reads in the video, retargeted) above the same portrait moved by the
+    generator ``spec`` from that video's sound: two rows per video, a frame every ``step``
+    seconds. No realdata footage reaches the picture, only the motion."""
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for video in videos:
+        name = video.stem.split("_")[0]
+        pair = []
+        for label in ("real", "generated"):
+            path = work / f"{name}-{label}.mp4"
+            if label == "real":
+                reenact(portrait, video, path, RenderConfig(device="cpu", size=256, seed=0), force=True)
+            else:
+                make_render(spec, portrait, video, path, 256)
+            capture = cv2.VideoCapture(str(path))
+            tiles = []
+            for k in range(round(seconds / step) + 1):
+                capture.set(cv2.CAP_PROP_POS_MSEC, 1000 * k * step)
+                ok, frame = capture.read()
+                tiles.append(cv2.resize(frame, (side, side)) if ok else np.zeros((side, side, 3), np.uint8))
+            capture.release()
+            strip = np.hstack(tiles)
+            cv2.putText(strip, f"{name} {label}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255),
+                        1, cv2.LINE_AA)
+            pair.append(strip)
+        rows.append(np.vstack([*pair, np.full((6, pair[0].shape[1], 3), 255, np.uint8)]))
+    cv2.imwrite(str(out), np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--realdata", type=Path, default=ROOT.parent / "shared" / "realdata")
@@ -153,6 +192,10 @@ def main() -> None:
     parser.add_argument("--sheet", action="store_true", help="write contact_sheet.png")
     parser.add_argument("--traces", type=Path, default=None,
                         help="write the head pose tracks, real against generated, to this PNG")
+    parser.add_argument("--retargeted", type=Path, default=None,
+                        help="write examples/astronaut.png moved by real and by generated motion (the "
+                             "last generator) for the --retargeted-videos, to this JPEG")
+    parser.add_argument("--retargeted-videos", default="r03,r04,r05,r26")
     args = parser.parse_args()
     videos = split_videos(args.realdata, args.split)
     if args.only:
@@ -215,6 +258,10 @@ def main() -> None:
         contact_sheet(sheet_rows, args.out / "contact_sheet.png")
     if args.traces:
         pose_traces(tracks, args.traces)
+    if args.retargeted:
+        chosen = [v for p in args.retargeted_videos.split(",") for v in videos if v.name.startswith(p)]
+        retargeted_sheet(chosen, ROOT / "examples" / "astronaut.png", list(generators.values())[-1],
+                         args.out / "retargeted", args.retargeted)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ audio of real videos against those videos' own motion, in the motion space (no r
                            [--cache out/video-cache] [--steps 8,16,32] [--eta 0,1] [--cfg 1,1.5]
 
 For each sampler setting (steps x eta x audio guidance), the median over the split's videos of
-the ratio sampled / real of: yaw, pitch, roll sd, rotation per frame, jaw sd, and the lip lag
+the ratio sampled / real of: yaw, pitch, roll sd, rotation per frame, jaw sd, blinks per
+minute and blink length (at half closure; over the videos that blink), and the lip lag
 (sampled minus real, ms). The split's motion and audio conditioning come from
 ``train.cached_video_motion`` (the project's own encoder and audio front end).
 """
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realism import split_videos
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "jaw_std")
+KEYS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "jaw_std", "blinks_per_min", "blink_ms")
 SPEECH_ENERGY = 81  # column of audio_conditioning: speech-band energy
 
 
@@ -65,7 +66,8 @@ def main() -> None:
             sampled = generator.sample_conditioning(audio, Controls(), seed=0, options=options)
             stats = clip_statistics(sampled, TRAIN_FPS, audio[:, SPEECH_ENERGY])
             for k in KEYS:
-                ratios[k].append(stats[k] / max(truth[k], 1e-9))
+                if stats[k] is not None and truth[k]:  # clips without a real blink have no ratio
+                    ratios[k].append(stats[k] / truth[k])
             if stats["lip_lag_ms"] is not None and truth["lip_lag_ms"] is not None:
                 lags.append(stats["lip_lag_ms"] - truth["lip_lag_ms"])
         print(f"{steps:5d} {eta:4.1f} {cfg:4.1f}" + "".join(f"{np.median(ratios[k]):16.3f}" for k in KEYS)

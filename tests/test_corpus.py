@@ -98,3 +98,19 @@ def test_calibration_scales_the_motion_and_the_default_changes_nothing(monkeypat
     assert scaled[:, 2].std() == pytest.approx(0.5 * plain[:, 2].std(), rel=1e-4)
     jaw = 6 + expression_index("jawOpen")
     assert scaled[:, jaw].max() < 0.6 * plain[:, jaw].max()
+
+
+def test_calibration_scales_the_quick_head_movements_apart_from_the_slow_ones(monkeypatch):
+    pytest.importorskip("espeakng_loader")
+    from talkinghead import corpus
+    from talkinghead.corpus import Calibration, make_clips
+    from talkinghead.motionstats import pose_bands
+
+    _, plain, _, _ = next(make_clips(5, [0]))
+    monkeypatch.setattr(corpus, "CALIBRATION", Calibration(fast_scale=(1.0, 1.0, 0.25)))
+    _, calmer, _, _ = next(make_clips(5, [0]))
+    before, after = pose_bands(plain[:, :3], corpus.FPS), pose_bands(calmer[:, :3], corpus.FPS)
+    fast, sway = (after[f"roll_{b}"] / before[f"roll_{b}"] for b in ("fast", "sway"))
+    assert fast < 0.4  # roll's quick wiggles cut...
+    assert sway > 1.4 * fast  # ...more than its sway (the wiggles' own spectrum reaches into it)
+    assert after["yaw_fast"] == pytest.approx(before["yaw_fast"], rel=1e-6)  # other axes untouched

@@ -120,3 +120,16 @@ def test_identity_is_close_to_its_own_photo_and_far_from_another(tmp_path, encod
     Image.fromarray(np.ascontiguousarray(appearance.image[:, ::-1])).save(other)  # mirrored
     mirrored = evaluate(video, source=other)
     assert mirrored.face_ssim < same.face_ssim - 0.1
+
+
+def test_pose_bands_tell_quick_movements_from_sway():
+    from talkinghead.motionstats import pose_bands
+
+    t = np.arange(500) / 25.0
+    rot = np.zeros((500, 3))
+    rot[:, 0] = 2.0 * np.sin(2 * np.pi * 0.2 * t)  # a slow sway of yaw
+    rot[:, 2] = 0.5 * np.sign(np.sin(2 * np.pi * 6.0 * t))  # a quick roll wobble
+    bands = pose_bands(rot, 25.0)
+    assert bands["yaw_sway"] > 0.5 and bands["yaw_fast"] < 0.05
+    assert bands["roll_fast"] > 0.3 and bands["roll_sway"] < 0.05
+    assert bands["pitch_fast"] == bands["pitch_sway"] == 0.0

@@ -93,3 +93,11 @@ def test_dropped_conditions_are_ignored():
         only = (torch.ones(1), torch.ones(1), torch.ones(1, 3))
         only = tuple(torch.zeros_like(k) if n == i else k for n, k in enumerate(only))
         torch.testing.assert_close(run(*a, only), run(*mixed, only))
+
+
+def test_both_eyelids_blink_together(shipped, speech_features):
+    # fresh noise at every step (the default sampler) gives each lid its own; sampling ties them
+    left, right = MOTION_NAMES.index("eyeBlinkLeft"), MOTION_NAMES.index("eyeBlinkRight")
+    motion = shipped.sample(speech_features, Controls(), seed=3, options=SampleOptions(eta=1.0))
+    assert motion[:, left].max() > 0.3  # it blinks...
+    np.testing.assert_allclose(motion[:, left], motion[:, right], atol=1e-5)  # ...with both eyes

@@ -97,6 +97,17 @@ def test_training_lowers_the_loss_and_real_videos_are_recorded(tmp_path):
     assert entries[0].stat().st_mtime_ns == stamp  # read from the cache, not re-extracted
     assert again["init"]["sha256"] == manifest["files"]["motion_dit.safetensors"]["sha256"]
     assert again["config"] == manifest["config"]  # fine-tuning keeps the network's shape
+    # ...and normalises the motion by its own data (the pretraining's scale would hide
+    # channels that the corpus never moves)
+    import numpy as np
+
+    from talkinghead.generator import MotionGenerator
+    from talkinghead.train import load_video_clips, motion_normalisation
+
+    tuned = MotionGenerator.load(tmp_path / "again").model
+    mean, std = motion_normalisation(load_video_clips([video], cache)[0])
+    np.testing.assert_allclose(tuned.motion_std.numpy(), std, rtol=1e-6)
+    np.testing.assert_allclose(tuned.motion_mean.numpy(), mean, rtol=1e-6, atol=1e-7)
 
 
 def test_real_clips_blink_with_both_eyes_at_once(tmp_path):
@@ -124,3 +135,30 @@ def test_real_clips_blink_with_both_eyes_at_once(tmp_path):
     others = [i for i in range(len(MOTION_NAMES)) if i not in (left, right)]
     np.testing.assert_array_equal(clip.motion[:, others], motion[:, others])
     assert used[0]["seconds"] == 2.0 and not clip.gaze_given
+
+
+def test_corpus_windows_leave_the_channels_the_corpus_holds_still_to_the_real_videos():
+    import numpy as np
+
+    from talkinghead.motionspace import MOTION_NAMES
+    from talkinghead.train import TrainClip, _windows, corpus_still_channels
+
+    rng = np.random.default_rng(0)
+    d = len(MOTION_NAMES)
+
+    def clip(real: bool) -> TrainClip:
+        motion = rng.normal(size=(90, d)).astype(np.float32)
+        if not real:
+            motion[:, 7] = 0.3  # the corpus holds channel 7 at a constant
+        return TrainClip(np.zeros((90, 4), np.float32), motion, np.zeros(8, np.float32),
+                         gaze_given=not real, emotion_given=not real)
+
+    clips = [clip(False), clip(False), clip(True)]
+    still = corpus_still_channels(clips)
+    assert still[7] and still.sum() == 1
+    assert not corpus_still_channels(clips[:2]).any()  # a corpus alone: everything supervised
+    batch = _windows(clips, rng, 16, 30, 5, np.zeros(d), np.ones(d), np.array([0.25, 0.25, 0.5]), still)
+    corpus_rows = batch["gaze_given"] == 1
+    assert corpus_rows.any() and (~corpus_rows).any()
+    assert (batch["channels"][corpus_rows, 7] == 0).all() and (batch["channels"][~corpus_rows] == 1).all()
+    assert (batch["channels"][:, np.arange(d) != 7] == 1).all()

@@ -37,11 +37,11 @@ DEFAULT_WEIGHTS = shipped_weights()
 class SampleOptions:
     """The diffusion sampler's settings."""
 
-    steps: int = 8  # DDIM steps per window
+    steps: int = 16  # DDIM steps per window
     cfg_audio: float = 1.5  # guidance scale of the audio condition (1 = plain conditional)
     cfg_controls: float = 1.0  # guidance scale of the controls (gaze, distance, emotion)
     overlap: int = 10  # frames shared (and cross-faded) by consecutive windows
-    eta: float = 0.0  # fresh noise per DDIM step (0 deterministic, 1 ancestral)
+    eta: float = 1.0  # fresh noise per DDIM step (0 deterministic, 1 ancestral; seeded either way)
 
     def __post_init__(self) -> None:
         for name in ("steps", "cfg_audio", "cfg_controls"):

@@ -57,6 +57,8 @@ class Calibration:
     nothing (it makes the corpus the shipped weights were trained on)."""
 
     head_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)  # yaw, pitch, roll movement
+    sway_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the speech-coupled sway, on top
+    fast_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the quick movements, on top
     jaw_scale: float = 1.0  # the jaw's articulation
     blink_rate_scale: float = 1.0
     blink_length_scale: float = 1.0
@@ -371,8 +373,10 @@ def clip_motion(clip: Clip, features: AudioFeatures, rng: np.random.Generator
 
     pose = np.zeros((n, len(POSE_NAMES)))
     rot = (HEAD_DRIFT_DEG * _noise(rng, n, 2.5 * fps, 3)
-           + HEAD_SWAY_DEG * _noise(rng, n, 0.5 * fps, 3) * (0.4 + 0.6 * speaking[:, None])
-           + HEAD_FAST_DEG * _noise(rng, n, 0.1 * fps, 3) * activity[:, None]) * energy
+           + HEAD_SWAY_DEG * np.asarray(CALIBRATION.sway_scale) * _noise(rng, n, 0.5 * fps, 3)
+           * (0.4 + 0.6 * speaking[:, None])
+           + HEAD_FAST_DEG * np.asarray(CALIBRATION.fast_scale) * _noise(rng, n, 0.1 * fps, 3)
+           * activity[:, None]) * energy
     rot[:, 1] -= 2.0 * energy * _smooth(accent, 2.0)  # nods on accents
     rot *= np.asarray(CALIBRATION.head_scale)
     rot[:, 1] += EMOTION_PITCH[clip.emotion] * clip.intensity

@@ -232,7 +232,28 @@ class WindowSampler:
             chunk = sample_ddim(denoise, noise_t, self.ts, eta=self.options.eta, generator=self.generator)
         finally:
             torch.set_num_threads(threads)
-        return chunk[0].cpu().numpy()  # (W, D)
+        return tie_blinks(chunk[0].cpu().numpy(), model)  # (W, D)
+
+
+BLINK_CHANNELS = (MOTION_NAMES.index("eyeBlinkLeft"), MOTION_NAMES.index("eyeBlinkRight"))
+
+
+def tie_blinks(motion: np.ndarray, model=None) -> np.ndarray:
+    """``motion`` with both eyelids at their mean: people blink both eyes at once. Training
+    ties them in the real clips (the encoder reads the two lids with separate noise,
+    correlation about 0.9 on the realdata train split, and a generator trained on that noise
+    winks now and then), and the synthetic corpus moves them together; sampling ties them
+    too, since a sampler that draws fresh noise per step (eta > 0) gives each lid its own.
+    With ``model``, ``motion`` is in its normalised space (tied as the motion they stand for)."""
+    i = list(BLINK_CHANNELS)
+    tied = motion.copy()
+    if model is None:
+        tied[:, i] = motion[:, i].mean(axis=1, keepdims=True)
+        return tied
+    mean, std = (b.detach().cpu().numpy()[i] for b in (model.motion_mean, model.motion_std))
+    lids = (motion[:, i] * std + mean).mean(axis=1, keepdims=True)
+    tied[:, i] = (lids - mean) / std
+    return tied
 
 
 def diffusion_motion(features: AudioFeatures, source: MotionSequence, controls: Controls,

@@ -16,6 +16,33 @@ JAW = len(POSE_NAMES) + EXPRESSION_NAMES.index("jawOpen")
 BLINK = (len(POSE_NAMES) + EXPRESSION_NAMES.index("eyeBlinkLeft"),
          len(POSE_NAMES) + EXPRESSION_NAMES.index("eyeBlinkRight"))
 WINDOW_CHANNELS = ("jawOpen", "mouthFunnel", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
+AXES = ("yaw", "pitch", "roll")
+FAST_SIGMA_S = 0.12  # the head's quick movements: what a Gaussian of this width smooths away
+SWAY_SIGMA_S = 1.0  # its sway: between that and a Gaussian of this width; slower is drift
+
+
+def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """(T, C) Gaussian-smoothed over T (edges repeat the end frames)."""
+    radius = max(1, int(np.ceil(3 * sigma_frames)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
+    padded = np.pad(x, ((radius, radius), (0, 0)), mode="edge")
+    return np.stack([np.convolve(padded[:, c], taps / taps.sum(), mode="valid")
+                     for c in range(x.shape[1])], axis=1)
+
+
+def pose_bands(rot: np.ndarray, fps: float) -> dict[str, float]:
+    """Spread (sd, deg) of each head axis's quick movements (``{axis}_fast``: what a
+    FAST_SIGMA_S Gaussian removes) and its sway (``{axis}_sway``: between that and a
+    SWAY_SIGMA_S Gaussian). A whole clip's sd is mostly its slow drift; these two say how
+    the movement is spread over time scales (tracker noise lands in ``_fast``)."""
+    rot = rot.astype(np.float64)
+    fast = _smooth(rot, FAST_SIGMA_S * fps)
+    slow = _smooth(rot, SWAY_SIGMA_S * fps)
+    out = {}
+    for i, axis in enumerate(AXES):
+        out[f"{axis}_fast"] = float((rot[:, i] - fast[:, i]).std())
+        out[f"{axis}_sway"] = float((fast[:, i] - slow[:, i]).std())
+    return out
 
 
 def blinks(blink: np.ndarray, fps: float) -> list[tuple[int, int]]:
@@ -39,8 +66,9 @@ def lip_lag_ms(jaw: np.ndarray, speech: np.ndarray, fps: float) -> float | None:
 
 
 def clip_statistics(motion: np.ndarray, fps: float, speech: np.ndarray | None = None) -> dict:
-    """Pose sd (deg), rotation per frame (deg), jaw sd, blinks per minute and their length
-    (ms, at half closure), and lip lag against ``speech`` loudness when given."""
+    """Pose sd (deg), its spread by time scale (``pose_bands``), rotation per frame (deg), jaw
+    sd, blinks per minute and their length (ms, at half closure), and lip lag against
+    ``speech`` loudness when given."""
     rot = motion[:, :3].astype(np.float64)
     eyes = motion[:, list(BLINK)].mean(axis=1)
     events = blinks(eyes, fps)
@@ -53,6 +81,7 @@ def clip_statistics(motion: np.ndarray, fps: float, speech: np.ndarray | None = 
         "blinks_per_min": len(events) / max(minutes, 1e-9),
         "blink_ms": float(np.mean([e - s for s, e in events]) * 1000 / fps) if events else None,
         "lip_lag_ms": None if speech is None else lip_lag_ms(motion[:, JAW], speech, fps),
+        **pose_bands(rot, fps),
     }
 
 

@@ -26,7 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.generator import MANIFEST_FILE, REPLACED, WEIGHTS_FILE, audio_conditioning, file_sha256
+from talkinghead.generator import (
+    MANIFEST_FILE,
+    REPLACED,
+    WEIGHTS_FILE,
+    audio_conditioning,
+    file_sha256,
+    tie_blinks,
+)
 from talkinghead.motionspace import EXPRESSION_NAMES, MOTION_NAMES, POSE_NAMES
 
 # Channels whose error counts double in the loss: what lip sync and blinks are judged on.
@@ -54,6 +61,7 @@ class TrainConfig:
     drop_context: float = 0.2  # ... its previous frames
     drop_controls: float = 0.15  # ... each control (gaze, distance, emotion), independently
     velocity_weight: float = 1.0  # weight of the frame-to-frame difference loss
+    pose_weight: float = 1.0  # loss weight of the head's rotation (yaw, pitch, roll)
     seed: int = 0
     threads: int = 1  # CPU threads per process (more only on idle machines)
     checkpoint_every: int = 100  # steps
@@ -180,18 +188,6 @@ def load_video_clips(paths: list[Path], cache: Path | None = None) -> tuple[list
     return clips, used
 
 
-BLINK_CHANNELS = (MOTION_NAMES.index("eyeBlinkLeft"), MOTION_NAMES.index("eyeBlinkRight"))
-
-
-def tie_blinks(motion: np.ndarray) -> np.ndarray:
-    """``motion`` with both eyelids at their mean: people blink both eyes at once (the encoder
-    reads the two lids with separate noise, correlation about 0.9 on the realdata train split,
-    and a generator trained on that noise winks now and then)."""
-    tied = motion.copy()
-    tied[:, list(BLINK_CHANNELS)] = motion[:, list(BLINK_CHANNELS)].mean(axis=1, keepdims=True)
-    return tied
-
-
 def clip_probabilities(clips: list[TrainClip], real_fraction: float) -> np.ndarray:
     """How often each clip is drawn: by length, with real videos (clips without a gaze
     target) drawn ``real_fraction`` of the time when there are both kinds."""
@@ -203,16 +199,33 @@ def clip_probabilities(clips: list[TrainClip], real_fraction: float) -> np.ndarr
                     (1 - real_fraction) * lengths / lengths[~real].sum())
 
 
+def corpus_still_channels(clips: list[TrainClip], ratio: float = 0.25) -> np.ndarray:
+    """(D,) bool: the channels the synthetic corpus holds still within its clips (median
+    within-clip sd under ``ratio`` of the real clips'), when there are both kinds. The corpus
+    animates lips, jaw, blinks, brows, gaze and the head; it holds the upper lip, mouthClose,
+    smiles and frowns, squints and the like at a per-clip constant. Supervising those on its
+    windows teaches the generator that they never move during speech (measured: a fifth of
+    the real spread), so corpus windows leave them to the real videos."""
+    real = [c for c in clips if not c.gaze_given]
+    made = [c for c in clips if c.gaze_given]
+    d = clips[0].motion.shape[1]
+    if not real or not made:
+        return np.zeros(d, bool)
+    spread = [np.median([c.motion.std(axis=0) for c in group], axis=0) for group in (made, real)]
+    return spread[0] < ratio * spread[1]
+
+
 def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, window: int, context: int,
-             mean: np.ndarray, std: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+             mean: np.ndarray, std: np.ndarray, p: np.ndarray, still: np.ndarray) -> dict[str, np.ndarray]:
     """A batch of random windows (clip ``i`` drawn with probability ``p[i]``), normalised, with
-    context frames and a loss mask."""
+    context frames, a loss mask over frames and one over channels (the ``still`` channels off
+    on corpus windows)."""
     chosen = rng.choice(len(clips), size=batch, p=p)
     d, a = clips[0].motion.shape[1], clips[0].audio.shape[1]
     out = {"x0": np.zeros((batch, window, d), np.float32),
            "audio": np.zeros((batch, window, a), np.float32),
            "context": np.zeros((batch, context, d), np.float32),
-           "mask": np.zeros((batch, window), np.float32),
+           "mask": np.zeros((batch, window), np.float32), "channels": np.ones((batch, d), np.float32),
            "has_context": np.zeros(batch, np.float32), "controls": np.zeros((batch, 8), np.float32),
            "gaze_given": np.zeros(batch, np.float32), "emotion_given": np.zeros(batch, np.float32)}
     for b, c in enumerate(chosen):
@@ -226,6 +239,8 @@ def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, windo
         out["audio"][b, : stop - start] = clip.audio[start:stop]
         out["audio"][b, stop - start :] = clip.audio[stop - 1]
         out["mask"][b, : stop - start] = 1.0
+        if clip.gaze_given:  # a corpus clip
+            out["channels"][b, still] = 0.0
         if start >= context:
             out["context"][b] = (clip.motion[start - context : start] - mean) / std
             out["has_context"][b] = 1.0
@@ -235,12 +250,21 @@ def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, windo
     return out
 
 
+STD_FLOOR = 0.02  # the smallest scale a motion channel is normalised by
+
+
+def motion_normalisation(clips: list[TrainClip]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (at least STD_FLOOR) of every clip's frames."""
+    frames = np.concatenate([c.motion for c in clips])
+    return frames.mean(axis=0), np.maximum(frames.std(axis=0), STD_FLOOR)
+
+
 def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: list[Path] | None = None,
           video_cache: Path | None = None, init: Path | None = None, command: str = "",
           progress: Callable[[int, float], None] | None = None, resume: bool = False) -> dict:
     """Train and export weights into ``out``; returns the manifest. ``videos`` are real
     talking videos (files or folders), ``init`` a weights folder to start from (fine-tuning:
-    its motion normalisation is kept)."""
+    the motion is normalised by the new data)."""
     import torch
     import torch.nn.functional as F
 
@@ -267,22 +291,24 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: list[P
     if not clips:
         raise ValueError("nothing to train on: give a corpus folder or real videos")
     p = clip_probabilities(clips, config.real_fraction)
+    still = corpus_still_channels(clips)
+    # A fine-tune normalises by its own data too: the corpus never moves the upper lip or
+    # mouthClose (their pretraining scale sits at the floor), real lips move them by 3-6
+    # floors, and a network that sees them that large learns to damp them (measured: a tenth
+    # to a fifth of the real spread when the pretraining scale was kept).
+    mean, std = motion_normalisation(clips)
     if init is not None:
         from talkinghead.generator import MotionGenerator
 
         model = MotionGenerator.load(init).model.train().to(device)
         model_config = model.config
-        mean, std = (b.detach().cpu().numpy() for b in (model.motion_mean, model.motion_std))
     else:
-        frames = np.concatenate([c.motion for c in clips])
-        mean = frames.mean(axis=0)
-        std = np.maximum(frames.std(axis=0), 0.02)
         model_config = MotionDiTConfig(motion_dim=len(MOTION_NAMES), audio_dim=clips[0].audio.shape[1],
                                        width=config.width, depth=config.depth, slow=slow_channels(),
                                        slow_sigma=config.slow_sigma)
         model = MotionDiT(model_config).to(device)
-        model.motion_mean.copy_(torch.from_numpy(mean))
-        model.motion_std.copy_(torch.from_numpy(std))
+    model.motion_mean.copy_(torch.from_numpy(mean))
+    model.motion_std.copy_(torch.from_numpy(std))
     net = model
     if distributed:  # broadcasts rank 0's initial weights to every process
         net = torch.nn.parallel.DistributedDataParallel(model)
@@ -302,6 +328,7 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: list[P
     weights = torch.ones(len(MOTION_NAMES), device=device)
     for name in WEIGHTED_CHANNELS:
         weights[len(POSE_NAMES) + EXPRESSION_NAMES.index(name)] = 2.0
+    weights[:3] = config.pose_weight
     w, k = model_config.window, model_config.context
     started, running = time.perf_counter(), None
     for step in range(start_step, config.steps):
@@ -310,7 +337,7 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: list[P
         for group in optimiser.param_groups:
             group["lr"] = lr
         batch = {key: torch.from_numpy(v).to(device) for key, v in
-                 _windows(clips, rng, config.batch_size, w, k, mean, std, p).items()}
+                 _windows(clips, rng, config.batch_size, w, k, mean, std, p, still).items()}
         bsz = config.batch_size
         x0 = batch["x0"]  # (B, W, D)
         t = torch.rand(bsz, device=device)
@@ -325,8 +352,9 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: list[P
         controls = batch["controls"]
         estimate = net(xt, t, batch["audio"], context, controls[:, :2], controls[:, 2], controls[:, 3:],
                        keep_audio=keep_audio, keep_context=keep_context, keep_controls=keep_controls)
-        mask = batch["mask"][:, :, None]  # (B, W, 1)
-        loss = ((estimate - x0) ** 2 * weights * mask).sum() / (mask.sum() * len(MOTION_NAMES))
+        frames = batch["mask"][:, :, None]  # (B, W, 1)
+        mask = frames * batch["channels"][:, None, :]  # (B, W, D)
+        loss = ((estimate - x0) ** 2 * weights * mask).sum() / (frames.sum() * len(MOTION_NAMES))
         velocity = F.mse_loss(torch.diff(estimate, dim=1) * mask[:, 1:], torch.diff(x0, dim=1) * mask[:, 1:])
         total = loss + config.velocity_weight * velocity
         optimiser.zero_grad(set_to_none=True)
@@ -362,6 +390,8 @@ def train(corpus: Path | None, out: Path, config: TrainConfig, *, videos: list[P
     if rank == 0:
         manifest = export_weights(ema, out, command=command, corpus_summary=summary,
                                   train_config={**asdict(config), "world_size": world_size,
+                                                "corpus_unsupervised": [n for n, off in zip(
+                                                    MOTION_NAMES, still, strict=True) if off],
                                                 "rank_checksums": checksums},
                                   history=history, videos=used_videos,
                                   init=_init_record(init))

@@ -124,6 +124,8 @@ def train_command(
     real_fraction: Annotated[float, typer.Option(help="Share of windows from --videos when "
                                                  "training on a corpus as well.", min=0, max=1)] = 0.5,
     lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0)] = 1e-3,
+    pose_weight: Annotated[float, typer.Option(help="Loss weight of the head's rotation (the other "
+                                               "channels weigh 1, or 2 for lips and eyelids).", min=0)] = 1.0,
     out: Annotated[Path, typer.Option("--out", help="Where weights and checkpoints go.")] = Path("weights"),
     steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 12000,
     batch_size: Annotated[int, typer.Option(help="Windows per step (per process).", min=1)] = 32,
@@ -145,7 +147,7 @@ def train_command(
         from talkinghead.train import TrainConfig, train
 
         config = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, threads=threads,
-                             real_fraction=real_fraction, lr=lr)
+                             real_fraction=real_fraction, lr=lr, pose_weight=pose_weight)
         bars = rp.Progress(rp.TextColumn("{task.description:<22}"), rp.BarColumn(),
                            rp.MofNCompleteColumn(), rp.TextColumn("loss {task.fields[loss]:.4f}"),
                            rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), console=Console(stderr=True))
