@@ -101,3 +101,17 @@ def test_both_eyelids_blink_together(shipped, speech_features):
     motion = shipped.sample(speech_features, Controls(), seed=3, options=SampleOptions(eta=1.0))
     assert motion[:, left].max() > 0.3  # it blinks...
     np.testing.assert_allclose(motion[:, left], motion[:, right], atol=1e-5)  # ...with both eyes
+
+
+def test_eta_is_an_option_and_changes_the_motion(shipped, speech_features):
+    from talkinghead.config import RenderConfig
+    from talkinghead.errors import InputError
+
+    assert RenderConfig().with_options(eta=0.0).sampler.eta == 0.0
+    with pytest.raises(InputError, match="eta"):
+        RenderConfig().with_options(eta=1.5)
+    still = shipped.sample(speech_features, Controls(), seed=0, options=SampleOptions(eta=0.0))
+    fresh = shipped.sample(speech_features, Controls(), seed=0, options=SampleOptions(eta=1.0))
+    again = shipped.sample(speech_features, Controls(), seed=0, options=SampleOptions(eta=1.0))
+    np.testing.assert_array_equal(fresh, again)  # seeded either way
+    assert np.abs(fresh - still).mean() > 1e-3

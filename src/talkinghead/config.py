@@ -44,7 +44,7 @@ class SampleOptions:
     eta: float = 1.0  # fresh noise per DDIM step (0 deterministic, 1 ancestral; seeded either way)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "cfg_audio", "cfg_controls"):
+        for name in ("steps", "cfg_audio", "cfg_controls", "eta"):
             check_range(name, getattr(self, name))
 
 
@@ -86,7 +86,7 @@ class RenderConfig:
             raise InputError(None, f"unknown option {unknown[0]!r}: options are {', '.join(OPTION_NAMES)}")
         top: dict[str, Any] = {}
         controls: dict[str, Any] = {}
-        sampler = {k: options[k] for k in ("steps", "cfg_audio", "cfg_controls") if k in options}
+        sampler = {k: options[k] for k in ("steps", "cfg_audio", "cfg_controls", "eta") if k in options}
         for name in ("fps", "size", "full_frame", "seed", "device"):
             if name in options:
                 top[name] = options[name]
@@ -125,7 +125,7 @@ class RenderConfig:
 
 # The options ``with_options`` takes: ``render``'s long option names, with underscores.
 OPTION_NAMES: tuple[str, ...] = (
-    "fps", "size", "full_frame", "seed", "device", "motion", "weights", "steps", "cfg_audio",
+    "fps", "size", "full_frame", "seed", "device", "motion", "weights", "steps", "eta", "cfg_audio",
     "cfg_controls", "gaze", "head_distance", "emotion", "head_motion", "expression", "still",
     "face", "watermark", "watermark_text",
 )

@@ -13,6 +13,7 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "steps": (1, 50),
     "cfg_audio": (0.0, 5.0),
     "cfg_controls": (0.0, 5.0),
+    "eta": (0.0, 1.0),
     "head_distance": (0.3, 3.0),
     "head_motion": (0.0, 3.0),
     "expression": (0.0, 3.0),

@@ -101,6 +101,9 @@ def render(
     ] = DEFAULTS.sampler.cfg_controls,
     steps: Annotated[int, typer.Option(
         help=f"Sampler steps per window (diffusion) {describe('steps')}.")] = DEFAULTS.sampler.steps,
+    eta: Annotated[float, typer.Option(
+        help=f"Fresh noise per sampler step: 0 deterministic, 1 ancestral (diffusion) {describe('eta')}.")
+    ] = DEFAULTS.sampler.eta,
     head_motion: Annotated[float, typer.Option(
         help=f"Scale of head movement {describe('head_motion')}.")] = DEFAULTS.controls.head_motion,
     expression: Annotated[float, typer.Option(
