@@ -189,3 +189,23 @@ def test_diffusion_runs_at_its_own_frame_rate_and_is_retimed(tmp_path, photo, sh
     result = render(photo, short_speech, tmp_path / "x.mp4", RenderConfig(fps=50.0, size=64, device="cpu"))
     assert seen == [(25.0, 40)]  # 1.6 s of speech
     assert result.frames == 80 and probe(tmp_path / "x.mp4").fps == pytest.approx(50.0)
+
+
+def test_a_window_drawn_from_given_noise_ignores_the_seed(weights):
+    """The streaming engine gives every frame its own starting and per-step noise, so that
+    ticks redrawing a frame agree: with both given, the sampler's own seed plays no part."""
+    from talkinghead.generator import WindowSampler
+
+    generator = MotionGenerator.load(weights)
+    rng = np.random.default_rng(0)
+    d, w = len(MOTION_NAMES), 12
+    audio = rng.normal(size=(w, AUDIO_DIM)).astype(np.float32)
+    noise = rng.normal(size=(w, d)).astype(np.float32)
+    steps = rng.normal(size=(4, w, d)).astype(np.float32)
+    options = SampleOptions(steps=4, eta=1.0)
+    a, b = (WindowSampler(generator, Controls(), seed=s, options=options).window(audio, np.zeros((0, d)),
+                                                                               noise, steps)
+            for s in (1, 2))
+    np.testing.assert_array_equal(a, b)
+    c = WindowSampler(generator, Controls(), seed=1, options=options).window(audio, np.zeros((0, d)), noise)
+    assert np.abs(c - a).mean() > 1e-4  # without it, the seed's draws decide

@@ -187,12 +187,13 @@ class WindowSampler:
             emotion=torch.tensor(controls.emotion_vector(), device=dev)[None].expand(b, -1))
         self.ts = timesteps(options.steps)
 
-    def window(self, audio: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None
-               ) -> np.ndarray:
+    def window(self, audio: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None,
+               step_noise: np.ndarray | None = None) -> np.ndarray:
         """(W, D) normalised motion for (W, A) audio conditioning, after ``context`` (up to K
         frames of normalised motion just before the window; none at the start). W may be
         shorter than the network's window: the network then sees the first positions only.
-        ``noise`` (W, D) is the starting noise (default: drawn from the seeded generator)."""
+        ``noise`` (W, D) is the starting noise and ``step_noise`` (steps, W, D) each step's
+        fresh noise (default: drawn from the seeded generator)."""
         import torch
         from torch.func import functional_call
 
@@ -229,7 +230,10 @@ class WindowSampler:
             # (10-20x slower on a busy 2-core machine, measured).
             torch.set_num_threads(1)
         try:
-            chunk = sample_ddim(denoise, noise_t, self.ts, eta=self.options.eta, generator=self.generator)
+            fresh = None if step_noise is None else (
+                torch.from_numpy(np.ascontiguousarray(step_noise, np.float32))[:, None].to(dev))
+            chunk = sample_ddim(denoise, noise_t, self.ts, eta=self.options.eta, generator=self.generator,
+                                step_noise=fresh)
         finally:
             torch.set_num_threads(threads)
         return tie_blinks(chunk[0].cpu().numpy(), model)  # (W, D)

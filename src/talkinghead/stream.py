@@ -131,7 +131,11 @@ class MotionStream:
         self.seconds: dict[str, float] = {"audio": 0.0, "phones": 0.0, "motion": 0.0}
         self._noise_generator = np.random.default_rng(seed)
         d = generator.model.config.motion_dim
-        self._noise = np.zeros((0, d), np.float32)  # starting noise of frames [_noise_from, ...)
+        # Per frame: the starting noise, then each sampler step's fresh noise (eta > 0), so
+        # that windows redrawing a frame draw it from the same noise (fresh draws per window
+        # made the head jitter twice as much as a file render's).
+        self._draws = 1 + (options.steps if options.eta > 0 else 0)
+        self._noise = np.zeros((0, self._draws, d), np.float32)  # frames [_noise_from, ...)
         self._noise_from = self._pending_from = 0  # _pending: features of frames from here
         self._guess = np.zeros((0, d), np.float32)  # the last window's frames past its commit
 
@@ -209,13 +213,14 @@ class MotionStream:
         d = self._history.shape[1]
         have = len(self._noise) + self._noise_from - first
         if have < len(rows):  # one noise per frame: neighbouring windows share it
-            fresh = self._noise_generator.standard_normal((len(rows) - have, d)).astype(np.float32)
-            self._noise = np.concatenate([self._noise, fresh])
-        noise = self._noise[first - self._noise_from : first - self._noise_from + len(rows)]
+            fresh = self._noise_generator.standard_normal((len(rows) - have, self._draws, d))
+            self._noise = np.concatenate([self._noise, fresh.astype(np.float32)])
+        noise = self._noise[first - self._noise_from : first - self._noise_from + len(rows)]  # (W, S, D)
         k = self.generator.model.config.context
         end = len(self._history) - (c - first)  # committed frames before the window: context
         context = self._history[max(0, end - k) : end]
-        full = self._sampler.window(rows, context, noise)[c - first : c - first + n]
+        step_noise = noise[:, 1:].transpose(1, 0, 2) if self._draws > 1 else None
+        full = self._sampler.window(rows, context, noise[:, 0], step_noise)[c - first : c - first + n]
         window = full[:commit].copy()  # (commit, D) normalised
         if timing.fade and len(self._guess):
             m = min(len(self._guess), commit)
