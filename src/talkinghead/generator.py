@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from talkinghead.controls import Controls
 from talkinghead.errors import InputError
 from talkinghead.motion import SPEECH_RANGE_DB
 from talkinghead.motionspace import EXPRESSION_NAMES, MOTION_NAMES, POSE_NAMES, MotionSequence
+
+if TYPE_CHECKING:
+    from talkinghead.models.motion_dit import MotionDiT
 
 PHONE_SET: tuple[str, ...] = (
     "", "SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F",
@@ -242,7 +246,7 @@ class WindowSampler:
 BLINK_CHANNELS = (MOTION_NAMES.index("eyeBlinkLeft"), MOTION_NAMES.index("eyeBlinkRight"))
 
 
-def tie_blinks(motion: np.ndarray, model=None) -> np.ndarray:
+def tie_blinks(motion: np.ndarray, model: MotionDiT | None = None) -> np.ndarray:
     """``motion`` with both eyelids at their mean: people blink both eyes at once. Training
     ties them in the real clips (the encoder reads the two lids with separate noise,
     correlation about 0.9 on the realdata train split, and a generator trained on that noise
