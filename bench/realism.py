@@ -130,6 +130,12 @@ def pose_traces(tracks: dict[str, dict[str, list]], out: Path, seconds: float = 
     cv2.imwrite(str(out), np.vstack(rows))
 
 
+def tile(capture: cv2.VideoCapture, side: int) -> np.ndarray:
+    """The next frame of ``capture`` as a ``side`` x ``side`` tile (black past the end)."""
+    ok, frame = capture.read()
+    return cv2.resize(frame, (side, side)) if ok else np.zeros((side, side, 3), np.uint8)
+
+
 def contact_sheet(rows: list[tuple[str, list[Path]]], out: Path, times=(0.25, 0.5, 0.75)) -> None:
     """One row per (video, time): the real frame, then each render's, 192 px each."""
     tiles = []
@@ -138,11 +144,9 @@ def contact_sheet(rows: list[tuple[str, list[Path]]], out: Path, times=(0.25, 0.
             row = []
             for video in videos:
                 capture = cv2.VideoCapture(str(video))
-                count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-                capture.set(cv2.CAP_PROP_POS_FRAMES, int(t * count))
-                ok, frame = capture.read()
+                capture.set(cv2.CAP_PROP_POS_FRAMES, int(t * capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+                row.append(tile(capture, 192))
                 capture.release()
-                row.append(cv2.resize(frame, (192, 192)) if ok else np.zeros((192, 192, 3), np.uint8))
             tiles.append(np.hstack(row))
     cv2.imwrite(str(out), np.vstack(tiles))
 
@@ -168,8 +172,7 @@ def retargeted_sheet(videos: list[Path], portrait: Path, spec: str, work: Path, 
             tiles = []
             for k in range(round(seconds / step) + 1):
                 capture.set(cv2.CAP_PROP_POS_MSEC, 1000 * k * step)
-                ok, frame = capture.read()
-                tiles.append(cv2.resize(frame, (side, side)) if ok else np.zeros((side, side, 3), np.uint8))
+                tiles.append(tile(capture, side))
             capture.release()
             strip = np.hstack(tiles)
             cv2.putText(strip, f"{name} {label}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255),

@@ -26,6 +26,7 @@ from talkinghead.controls import Controls
 from talkinghead.errors import InputError
 from talkinghead.motion import SPEECH_RANGE_DB
 from talkinghead.motionspace import EXPRESSION_NAMES, MOTION_NAMES, POSE_NAMES, MotionSequence
+from talkinghead.motionstats import BLINK
 
 if TYPE_CHECKING:
     from talkinghead.models.motion_dit import MotionDiT
@@ -243,9 +244,6 @@ class WindowSampler:
         return tie_blinks(chunk[0].cpu().numpy(), model)  # (W, D)
 
 
-BLINK_CHANNELS = (MOTION_NAMES.index("eyeBlinkLeft"), MOTION_NAMES.index("eyeBlinkRight"))
-
-
 def tie_blinks(motion: np.ndarray, model: MotionDiT | None = None) -> np.ndarray:
     """``motion`` with both eyelids at their mean: people blink both eyes at once. Training
     ties them in the real clips (the encoder reads the two lids with separate noise,
@@ -253,7 +251,7 @@ def tie_blinks(motion: np.ndarray, model: MotionDiT | None = None) -> np.ndarray
     winks now and then), and the synthetic corpus moves them together; sampling ties them
     too, since a sampler that draws fresh noise per step (eta > 0) gives each lid its own.
     With ``model``, ``motion`` is in its normalised space (tied as the motion they stand for)."""
-    i = list(BLINK_CHANNELS)
+    i = list(BLINK)
     tied = motion.copy()
     if model is None:
         tied[:, i] = motion[:, i].mean(axis=1, keepdims=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkinghead.motion import _smooth
 from talkinghead.motionspace import EXPRESSION_NAMES, POSE_NAMES
 
 JAW = len(POSE_NAMES) + EXPRESSION_NAMES.index("jawOpen")
@@ -19,15 +20,6 @@ WINDOW_CHANNELS = ("jawOpen", "mouthFunnel", "mouthSmileLeft", "browInnerUp", "e
 AXES = ("yaw", "pitch", "roll")
 FAST_SIGMA_S = 0.12  # the head's quick movements: what a Gaussian of this width smooths away
 SWAY_SIGMA_S = 1.0  # its sway: between that and a Gaussian of this width; slower is drift
-
-
-def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
-    """(T, C) Gaussian-smoothed over T (edges repeat the end frames)."""
-    radius = max(1, int(np.ceil(3 * sigma_frames)))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
-    padded = np.pad(x, ((radius, radius), (0, 0)), mode="edge")
-    return np.stack([np.convolve(padded[:, c], taps / taps.sum(), mode="valid")
-                     for c in range(x.shape[1])], axis=1)
 
 
 def pose_bands(rot: np.ndarray, fps: float) -> dict[str, float]:
