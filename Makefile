@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-fast lint wheel-check bench bench-full reference reenactment sheets examples corpus corpus-cal weights-synthetic weights weights-real calibrate realism clean
+.PHONY: setup demo test test-fast lint wheel-check bench bench-full reference reenactment sheets examples corpus corpus-cal weights-synthetic weights weights-real mouth-weights reenactment-val calibrate realism clean
 
 setup: $(STAMP)
 
@@ -47,9 +47,14 @@ bench-full: setup
 reference: setup
 	$(BIN)/python bench/reference.py
 
-# Self-reenactment of the real videos in ../shared/devdata (ours against an affine warp).
+# Self-reenactment of the real videos in ../shared/devdata (ours, with each mouth painter,
+# against an affine warp), and of the realdata val split (README, "Renderer realism").
 reenactment: setup
 	$(BIN)/python bench/reenactment.py
+
+VAL_VIDEOS = $(shell awk -F'\t' 'NR > 1 && $$NF == "val" {print "$(REALDATA)/videos/" $$1 ".mp4"}' $(REALDATA)/MANIFEST.tsv)
+reenactment-val: setup
+	$(BIN)/python bench/reenactment.py $(VAL_VIDEOS) --max-frames 250 --out out/reenactment-val
 
 # The README's pictures (docs/): frames of the demo and the renderer across poses.
 sheets: demo
@@ -84,6 +89,14 @@ weights: weights-synthetic corpus-cal
 	$(BIN)/talkinghead train --init out/weights-synthetic --corpus out/corpus-cal --real-fraction 0.5 \
 		$(addprefix --videos ,$(TRAIN_VIDEOS)) --video-cache out/video-cache --out weights \
 		--steps 2000 --lr 3e-4 --pose-weight 4 --threads 2
+
+# The learned mouth interior (renderer/mouthnet.py): trained on the frames of the same train
+# split, each video's mouths tracked once into out/mouth-cache (about 3 minutes), then 3000
+# steps (about 25 minutes on 2 CPU cores): weights/mouth. weights/mouth/MANIFEST.json lists
+# every training file.
+mouth-weights: setup
+	$(BIN)/talkinghead train-mouth $(addprefix --videos ,$(TRAIN_VIDEOS)) --cache out/mouth-cache \
+		--out weights/mouth --steps 3000 --threads 2
 
 # For comparison (README, "Realism"): the fine-tune on real videos alone, no corpus mixed in.
 weights-real: weights-synthetic

@@ -8,9 +8,12 @@
   pucker, blink, brows and gaze changed against the photo's own.
 - poses_combined.jpg: the same portrait with yaw, pitch and roll changed at once (COMBINED:
   15/10/8 degrees, signs mixed), the head motion real talkers reach at their peaks.
-- ``--local``/poses-devdata.jpg and poses-combined-devdata.jpg: the same for every devdata
-  portrait (rows), for looking at locally only: devdata's photos (and pictures made from them)
-  may not enter the repository.
+- mouths.jpg: open mouths (MOUTHS, columns) by each mouth painter (rows: procedural, then
+  learned) on the example portrait as a photo, in black and white, as a painting and as an
+  illustration (the last three made from the photo by OpenCV filters).
+- ``--local``/poses-devdata.jpg, poses-combined-devdata.jpg and mouths-devdata.jpg: the same
+  for every devdata portrait (rows), for looking at locally only: devdata's photos (and
+  pictures made from them) may not enter the repository.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 
 from talkinghead.api import Avatar
 from talkinghead.config import RenderConfig
+from talkinghead.face import track_landmarks
 from talkinghead.motionspace import MotionSequence, expression_index
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +53,16 @@ COMBINED = (
     ("yaw 15, pitch -10, roll -8", 15, -10, -8, {"jawOpen": 0.4}, 0),
     ("yaw -15, pitch -10, roll 8", -15, -10, 8, {"jawOpen": 0.4}, 0),
 )
+
+# Open mouths: (label, yaw, {expression: value}).
+MOUTHS = (
+    ("jaw 0.25", 0, {"jawOpen": 0.25}),
+    ("jaw 0.45", 0, {"jawOpen": 0.45}),
+    ("jaw 0.7", 0, {"jawOpen": 0.7}),
+    ("smile, jaw 0.35", 0, {"jawOpen": 0.35, "mouthSmileLeft": 0.7, "mouthSmileRight": 0.7}),
+    ("yaw 15, jaw 0.5", 15, {"jawOpen": 0.5}),
+)
+MOUTH_TILE = 160
 
 
 def demo_frames(video: Path, out: Path, count: int = 8) -> None:
@@ -86,6 +100,56 @@ def pose_sheet(photos: list[Path], out: Path, poses: tuple = POSES) -> None:
     cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
+def styled(photo: Path, folder: Path) -> list[Path]:
+    """``photo`` and three versions of it: black and white, a painting, an illustration."""
+    image = cv2.imread(str(photo))
+    grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    smooth = cv2.edgePreservingFilter(image, flags=cv2.RECURS_FILTER, sigma_s=50, sigma_r=0.4)
+    painting = cv2.detailEnhance(smooth, sigma_s=10, sigma_r=0.15)  # flat strokes, crisp edges
+    flat = np.clip((smooth.astype(int) // 48) * 48 + 24, 0, 255)  # a few flat tones per channel
+    edges = cv2.Canny(cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (5, 5), 0), 80, 160)
+    illustration = np.where(edges[..., None] > 0, 20, flat)
+    illustration = illustration.astype(np.uint8)
+    paths = [photo]
+    for name, picture in (("bw", grey), ("painting", painting), ("illustration", illustration)):
+        paths.append(folder / f"{photo.stem}_{name}.png")
+        cv2.imwrite(str(paths[-1]), picture)
+    return paths
+
+
+def mouth_sheet(photos: list[Path], out: Path) -> None:
+    """Two rows per photo (the procedural painter, then the learned one), one column per
+    entry of MOUTHS, each tile around the mouth."""
+    rows = []
+    for photo in photos:
+        for painter in ("procedural", "learned"):
+            avatar = Avatar.from_photo(photo, config=RenderConfig(size=512), motion="baseline", mouth=painter)
+            source = avatar.source
+            pose = np.repeat(source.pose, len(MOUTHS), axis=0)
+            expression = np.repeat(source.expression, len(MOUTHS), axis=0)
+            for k, (_, yaw, changes) in enumerate(MOUTHS):
+                pose[k, 0] += yaw
+                for name, value in changes.items():
+                    expression[k, expression_index(name)] = value
+            gaze = np.repeat(source.gaze, len(MOUTHS), axis=0)
+            frames = list(avatar.frames(MotionSequence(source.fps, pose, expression, gaze)))
+            tiles = []
+            for frame, landmarks in zip(frames, track_landmarks(frames), strict=True):
+                if landmarks is None:
+                    tiles.append(np.zeros((MOUTH_TILE, MOUTH_TILE, 3), np.uint8))
+                    continue
+                iod = float(np.linalg.norm(landmarks[263, :2] - landmarks[33, :2]))
+                cx, cy = landmarks[[13, 14], :2].mean(axis=0)
+                half = int(0.55 * iod)
+                x0, y0 = (int(np.clip(c - half, 0, 512 - 2 * half)) for c in (cx, cy))
+                tiles.append(cv2.resize(frame[y0 : y0 + 2 * half, x0 : x0 + 2 * half], (MOUTH_TILE,) * 2,
+                                        interpolation=cv2.INTER_AREA))
+            rows.append(np.concatenate(tiles, axis=1))
+        print(photo.name)
+    sheet = cv2.cvtColor(np.concatenate(rows), cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(out), sheet, [cv2.IMWRITE_JPEG_QUALITY, 88])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, default=ROOT / "out" / "demo.mp4")
@@ -100,11 +164,14 @@ def main() -> None:
         print(f"{args.demo}: not found, run `make demo` first; demo frames skipped")
     pose_sheet([ROOT / "examples" / "astronaut.png"], args.out / "poses.jpg")
     pose_sheet([ROOT / "examples" / "astronaut.png"], args.out / "poses_combined.jpg", COMBINED)
+    with tempfile.TemporaryDirectory() as tmp:
+        mouth_sheet(styled(ROOT / "examples" / "astronaut.png", Path(tmp)), args.out / "mouths.jpg")
     if (DEVDATA / "portraits").is_dir():
         args.local.mkdir(parents=True, exist_ok=True)
         portraits = sorted((DEVDATA / "portraits").glob("*"))
         pose_sheet(portraits, args.local / "poses-devdata.jpg")
         pose_sheet(portraits, args.local / "poses-combined-devdata.jpg", COMBINED)
+        mouth_sheet(portraits, args.local / "mouths-devdata.jpg")
     else:
         print(f"{DEVDATA / 'portraits'}: not found; pose sheet skipped")
     print(f"wrote pictures to {args.out}")

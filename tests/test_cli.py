@@ -90,7 +90,7 @@ def test_usage_errors_exit_2(photo, short_speech):
 def test_motion_controls_are_checked_before_any_work(photo, short_speech, tmp_path):
     for option, value in (("--gaze", "left"), ("--gaze", "90,0"), ("--emotion", "bored"),
                           ("--emotion", "happy:3"), ("--head-distance", "0.1"), ("--steps", "0"),
-                          ("--motion", "magic")):
+                          ("--motion", "magic"), ("--mouth", "painted")):
         proc = run("render", str(photo), str(short_speech), option, value)
         assert proc.returncode == 2, (option, value)
         assert "Traceback" not in proc.stderr
@@ -108,6 +108,21 @@ def test_render_end_to_end(tmp_path, photo, short_speech):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["output"] == str(out) and result["frames"] == 40
+    # The learned mouth: the same video but for the mouth.
+    learned = tmp_path / "learned.mp4"
+    proc = run("render", str(photo), str(short_speech), "-o", str(learned), "--size", "256",
+               "--seed", "7", "--mouth", "learned", "-q")
+    assert proc.returncode == 0, proc.stderr
+    a, b = (np.concatenate(list(read_frames(p, 256, 256))).astype(float) for p in (out, learned))
+    change = np.abs(a - b).mean(axis=(0, 3))  # (256, 256) mean change per pixel over the clip
+    from talkinghead.face import track_landmarks
+
+    landmarks = next(track_landmarks(a[:1].astype(np.uint8)))
+    iod = np.linalg.norm(landmarks[263, :2] - landmarks[33, :2])
+    most = np.stack(np.unravel_index(np.argsort(change.ravel())[-200:], change.shape), axis=1)[:, ::-1]
+    mouth = landmarks[[13, 14], :2].mean(axis=0)
+    assert change.max() > 10 and np.linalg.norm(most - mouth, axis=1).max() < 0.6 * iod  # the mouth
+    assert change[: int(landmarks[6, 1])].mean() < 1  # and not above the nose (encoding noise only)
     info = probe(out)
     assert (info.video_codec, info.audio_codec, info.pixel_format) == ("h264", "aac", "yuv420p")
     assert (info.width, info.height) == (256, 256)

@@ -167,7 +167,7 @@ class Avatar:
     def from_photo(cls, photo: PathLike, *, config: RenderConfig | None = None,
                    progress: Progress | None = None, warn: Warn | None = None,
                    **options: Any) -> Avatar:
-        """An Avatar of ``photo``. ``size``, ``full_frame``, ``face`` and ``device`` are
+        """An Avatar of ``photo``. ``size``, ``full_frame``, ``face``, ``device`` and ``mouth`` are
         fixed here; every other option is a default the calls may override."""
         config, _ = _options(config, options)
         return cls(prepare(Path(photo), config, progress=progress, warn=warn), config)

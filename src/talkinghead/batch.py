@@ -207,7 +207,7 @@ def setup_key(job: Job) -> str:
         return f"unreadable:{job.photo}"  # the job fails on its own, with render's message
     c = job.config
     return (f"{digest.hexdigest()}:{c.size}:{c.full_frame}:{c.max_side}:{c.face_index}:"
-            f"{c.min_face_px}:{c.device}")
+            f"{c.min_face_px}:{c.device}:{c.mouth}")
 
 
 AVATARS_KEPT = 4  # photo setups a worker keeps (each holds its canvas and decoder tensors)

@@ -18,6 +18,7 @@ from talkinghead.motionfile import SUFFIXES
 
 Device = Literal["cpu", "cuda", "auto"]
 MotionKind = Literal["baseline", "diffusion"]
+MouthKind = Literal["learned", "procedural"]
 WATERMARK_TEXT = "AI-generated"
 
 
@@ -31,6 +32,7 @@ def shipped_weights() -> Path:
 
 
 DEFAULT_WEIGHTS = shipped_weights()
+MOUTH_WEIGHTS = DEFAULT_WEIGHTS / "mouth"  # the learned mouth interior (renderer.mouthnet)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class RenderConfig:
     motion: MotionKind = "diffusion"  # motion generator: the diffusion transformer, or rules
     weights: Path = DEFAULT_WEIGHTS  # folder with the diffusion weights and their MANIFEST.json
     motion_file: str | None = None  # a motion file (.json/.csv) played instead of the generator
+    # Mouth interior: drawn by rules ("procedural"), or repainted by a network: the shipped one
+    # ("learned") or the one in a folder of mouth weights (``talkinghead train-mouth --out``).
+    mouth: str = "procedural"
     face_index: int | None = None  # which face when several are found (0 = largest)
     batch_size: int = 8  # frames rendered per batch
     crf: int = 18  # x264 quality (lower is better, 18 is visually lossless)
@@ -74,8 +79,18 @@ class RenderConfig:
             raise OptionError("size", f"must be even (H.264 needs even frame sides), got {self.size}")
         check_range("batch_size", self.batch_size)
         check_range("crf", self.crf)
+        if self.mouth not in get_args(MouthKind) and not Path(self.mouth).is_dir():
+            raise OptionError("mouth", f"expected {', '.join(get_args(MouthKind))} or a folder of mouth "
+                                       f"weights, got {self.mouth!r}")
         if self.face_index is not None:
             check_range("face", self.face_index)
+
+    @property
+    def mouth_weights(self) -> Path | None:
+        """The folder of the mouth network's weights, or None for the procedural painter."""
+        if self.mouth == "procedural":
+            return None
+        return MOUTH_WEIGHTS if self.mouth == "learned" else Path(self.mouth).expanduser().absolute()
 
     def with_options(self, **options: Any) -> RenderConfig:
         """This config with ``render``'s options by their long names (``seed=3``,
@@ -87,6 +102,8 @@ class RenderConfig:
         top: dict[str, Any] = {}
         controls: dict[str, Any] = {}
         sampler = {k: options[k] for k in ("steps", "cfg_audio", "cfg_controls", "eta") if k in options}
+        if "mouth" in options:
+            top["mouth"] = str(options["mouth"])
         for name in ("fps", "size", "full_frame", "seed", "device"):
             if name in options:
                 top[name] = options[name]
@@ -127,10 +144,10 @@ class RenderConfig:
 OPTION_NAMES: tuple[str, ...] = (
     "fps", "size", "full_frame", "seed", "device", "motion", "weights", "steps", "eta", "cfg_audio",
     "cfg_controls", "gaze", "head_distance", "emotion", "head_motion", "expression", "still",
-    "face", "watermark", "watermark_text",
+    "face", "watermark", "watermark_text", "mouth",
 )
 # Options that shape the photo's setup (canvas, face, device): fixed once an Avatar is made.
-SETUP_OPTIONS: tuple[str, ...] = ("size", "full_frame", "face", "device")
+SETUP_OPTIONS: tuple[str, ...] = ("size", "full_frame", "face", "device", "mouth")
 
 
 def _folder(value: str | Path | None) -> Path:

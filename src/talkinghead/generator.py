@@ -94,6 +94,22 @@ def audio_conditioning(features: AudioFeatures, levels: AudioLevels | None = Non
     return out.astype(np.float32)
 
 
+def verified_weights(folder: Path, name: str, remedy: str) -> tuple[dict, Path]:
+    """The MANIFEST.json of a weights ``folder`` and the path of its file ``name``, checked
+    against the manifest's size and SHA-256 (InputError naming the file otherwise; ``remedy``
+    says how to get the weights)."""
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise InputError(folder, f"no {MANIFEST_FILE} in the weights folder ({remedy})")
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["files"][name]
+    path = folder / name
+    size_ok = path.is_file() and path.stat().st_size == entry["bytes"]
+    if not size_ok or file_sha256(path) != entry["sha256"]:
+        raise InputError(path, "weights are missing or do not match MANIFEST.json (size or SHA-256)")
+    return manifest, path
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -117,16 +133,7 @@ class MotionGenerator:
 
         from talkinghead.models.motion_dit import MotionDiT, MotionDiTConfig
 
-        manifest_path = folder / MANIFEST_FILE
-        if not manifest_path.is_file():
-            raise InputError(folder, f"no {MANIFEST_FILE} in the weights folder (run `make weights` or "
-                                     "pass --weights DIR)")
-        manifest = json.loads(manifest_path.read_text())
-        entry = manifest["files"][WEIGHTS_FILE]
-        path = folder / WEIGHTS_FILE
-        size_ok = path.is_file() and path.stat().st_size == entry["bytes"]
-        if not size_ok or file_sha256(path) != entry["sha256"]:
-            raise InputError(path, "weights are missing or do not match MANIFEST.json (size or SHA-256)")
+        manifest, path = verified_weights(folder, WEIGHTS_FILE, "run `make weights` or pass --weights DIR")
         config = dict(manifest["config"])
         config["slow"] = tuple(config.get("slow", ()))
         model = MotionDiT(MotionDiTConfig(**config))

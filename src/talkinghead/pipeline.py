@@ -176,6 +176,11 @@ def prepare(photo: Path, config: RenderConfig, *, progress: Progress | None = No
         from talkinghead.generator import MotionGenerator
 
         generators[config.weights] = MotionGenerator.load(config.weights, device)
+    mouth_net = None  # the procedural painter
+    if config.mouth_weights is not None:
+        from talkinghead.renderer.mouthnet import load_mouth_net
+
+        mouth_net = load_mouth_net(config.mouth_weights, device)
     watch.lap("weights")
     # 1. load
     portrait = load_portrait(photo)
@@ -189,7 +194,7 @@ def prepare(photo: Path, config: RenderConfig, *, progress: Progress | None = No
     appearance, source = encode(portrait, face, size=config.size, full_frame=config.full_frame,
                                 max_side=config.max_side)
     watch.lap("encode")
-    decoder = MeshWarpRenderer(appearance, source, device=device)
+    decoder = MeshWarpRenderer(appearance, source, device=device, mouth_net=mouth_net)
     watch.lap("render")
     return PhotoSetup(photo=photo, appearance=appearance, source=source, decoder=decoder,
                       device=device, seconds=watch.times, generators=generators)

@@ -12,7 +12,7 @@ from talkinghead.cli import batch, motion, tools, video  # noqa: F401  (each reg
 from talkinghead.cli.common import app
 
 # --help lists the commands in this order: making videos first, then tools.
-ORDER = ("render", "reenact", "extract", "batch", "eval", "corpus", "train")
+ORDER = ("render", "reenact", "extract", "batch", "eval", "corpus", "train", "train-mouth")
 app.registered_commands.sort(key=lambda command: ORDER.index(command.name or command.callback.__name__))
 
 

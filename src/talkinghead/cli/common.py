@@ -38,6 +38,11 @@ OutputOption = Annotated[Path | None, typer.Option(
 FullFrameOption = Annotated[bool, typer.Option(
     "--full-frame", help="Keep the photo's framing instead of a face-centred crop.")]
 DeviceOption = Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="Where to compute.")]
+MouthOption = Annotated[str, typer.Option(
+    metavar="KIND|DIR",
+    help="Mouth interior: 'procedural' (drawn by rules: teeth, cavity, tongue), 'learned' "
+         "(repainted by the shipped network trained on real mouths: closer to real frames, "
+         "softer) or a folder of mouth weights from `talkinghead train-mouth`.")]
 WatermarkOption = Annotated[bool, typer.Option(
     "--watermark", help="Draw a visible label into every frame.")]
 WatermarkTextOption = Annotated[str, typer.Option(metavar="TEXT",

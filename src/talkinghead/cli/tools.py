@@ -160,3 +160,46 @@ def train_command(
     manifest = guard(run, debug=debug)
     if manifest:
         print(out / "MANIFEST.json")
+
+
+@app.command("train-mouth")
+def train_mouth_command(
+    videos: Annotated[list[Path], typer.Option(
+        help="Real talking video, or a folder of them (repeat for more).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Where the weights and their MANIFEST.json go.")
+                   ] = Path("weights/mouth"),
+    cache: Annotated[Path | None, typer.Option(
+        help="Folder caching each video's tracked mouth crops.", show_default=False)] = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 3000,
+    batch_size: Annotated[int, typer.Option(help="Frame pairs per step.", min=1)] = 24,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0)] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads.", min=1)] = 2,
+    debug: DebugOption = False,
+) -> None:
+    """Train the learned mouth interior (teeth, tongue, cavity) on real talking videos."""
+    command = "talkinghead " + " ".join(sys.argv[1:])
+
+    def run():
+        from rich import progress as rp
+        from rich.console import Console
+
+        from talkinghead.mouthtrain import MouthTrainConfig, train_mouth
+        from talkinghead.train import video_files
+
+        config = MouthTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+        bars = rp.Progress(rp.TextColumn("{task.description:<22}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                           rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), console=Console(stderr=True))
+        tasks: dict[str, rp.TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage.capitalize(), total=total)
+            bars.update(tasks[stage], completed=done)
+
+        with bars:
+            return train_mouth(video_files(videos), out, config, cache=cache, command=command,
+                               progress=progress)
+
+    guard(run, debug=debug)
+    print(out / "MANIFEST.json")

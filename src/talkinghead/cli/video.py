@@ -20,6 +20,7 @@ from talkinghead.cli.common import (
     ForceOption,
     FullFrameOption,
     JsonOption,
+    MouthOption,
     OutputOption,
     PhotoArgument,
     QuietOption,
@@ -74,6 +75,7 @@ def render(
     seed: Annotated[int, typer.Option(help="Random seed: same inputs and seed, same video.")
                     ] = DEFAULTS.seed,
     device: DeviceOption = DEFAULTS.device,
+    mouth: MouthOption = DEFAULTS.mouth,
     motion: Annotated[str, typer.Option(
         metavar="KIND|FILE",
         help="Where motion comes from: 'diffusion' (the transformer, with --weights), "
@@ -175,6 +177,7 @@ def reenact(
     full_frame: FullFrameOption = DEFAULTS.full_frame,
     face: FaceOption = DEFAULTS.face_index,
     device: DeviceOption = DEFAULTS.device,
+    mouth: MouthOption = DEFAULTS.mouth,
     force: ForceOption = False,
     watermark: WatermarkOption = False,
     watermark_text: WatermarkTextOption = WATERMARK_TEXT,

@@ -26,6 +26,7 @@ from talkinghead.renderer.field import FIELD_STRIDE, WarpField
 from talkinghead.renderer.inversion import INVERSION_DAMPING, invert_on_cells
 from talkinghead.renderer.layers import person_layers
 from talkinghead.renderer.mouth import MouthPainter
+from talkinghead.renderer.mouthnet import MouthNet
 from talkinghead.renderer.resample import centres, remap, upsample, uses_opencv
 
 
@@ -44,7 +45,9 @@ class MeshWarpRenderer:
     """The geometric decoder. Build once per portrait, then ``render`` batches of motion."""
 
     def __init__(self, appearance: Appearance, source: MotionSequence,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", mouth_net: MouthNet | None = None) -> None:
+        """``mouth_net``: the learned mouth interior (``mouthnet.load_mouth_net``); without
+        one the procedural painter draws it."""
         self.device = dev = torch.device(device)
         self.height, self.width = h, w = appearance.image.shape[:2]
         self.field = field = WarpField(appearance, source, dev)
@@ -75,7 +78,7 @@ class MeshWarpRenderer:
         self._jaw = expression_index("jawOpen")
         self._upper_inner = torch.as_tensor(fm.LIPS_UPPER_INNER, device=dev)
         self._lower_inner = torch.as_tensor(fm.LIPS_LOWER_INNER, device=dev)
-        self._mouth = MouthPainter(appearance, dev)
+        self._mouth = MouthPainter(appearance, dev, mouth_net)
         self._eyes = EyePainter(appearance, source, dev)
         self._eye_contours = torch.as_tensor(
             fm.eye_polygon("left") + fm.eye_polygon("right"), device=dev)
@@ -110,6 +113,14 @@ class MeshWarpRenderer:
                       shift: torch.Tensor) -> torch.Tensor:
         """(B, 2, ch, cw) pixels: where each cell of the active rectangle moves."""
         return self.field.forward(point_motion, rot, scale, shift)
+
+    @torch.no_grad()
+    def mesh(self, motion: MotionSequence) -> torch.Tensor:
+        """(T, V, 3) canvas pixels: the face mesh as each motion frame moves it."""
+        pose = torch.as_tensor(motion.pose, device=self.device)
+        rot, scale, shift = self.pose_transform(pose)
+        point_motion = self.point_motion(torch.as_tensor(motion.expression, device=self.device))
+        return self.field.move(self._vertices + point_motion, rot, scale, shift)
 
     @torch.no_grad()
     def render(self, motion: MotionSequence) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""The mouth painter: the inside of the mouth where the target lips part. The photo's own
-mouth interior when it shows one (its upper half riding with the skull, its lower half with
-the jaw); elsewhere synthesized in the portrait's colours: cavity, upper teeth fixed to the
-skull, lower teeth on the jaw, tongue."""
+"""The mouth painter: the inside of the mouth where the target lips part. Procedurally: the
+photo's own mouth interior when it shows one (its upper half riding with the skull, its
+lower half with the jaw); elsewhere synthesized in the portrait's colours: cavity, upper teeth
+fixed to the skull, lower teeth on the jaw, tongue. With a mouth network (``mouthnet``), that
+painting is its starting point: the network, trained on such renders against real frames,
+repaints the opening."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import torch.nn.functional as F
 from talkinghead.encode import Appearance
 from talkinghead.models import facemesh as fm
 from talkinghead.models.rig import smoothstep
+from talkinghead.renderer import mouthnet as mn
+from talkinghead.renderer.mouthnet import opening_polygon, signed_distance
 from talkinghead.renderer.resample import interp
 
 UPPER_TEETH = 0.11  # visible height of the upper incisors, inter-ocular distances
@@ -20,16 +24,17 @@ LOWER_TEETH = 0.09
 TEETH_TUCK = 0.03  # how far the teeth reach up under the upper lip
 OVERBITE = 0.03  # lower incisors behind the upper ones when the jaw is shut
 LOWER_TEETH_SHOWN = 0.035  # lower incisors above the lower lip when the jaw is open
-CORNER_REACH = 0.6  # share of the way from the inner lip corners to the outer ones painted
 TOOTH_WIDTHS = (0.085, 0.07, 0.06, 0.05, 0.045)  # centre outwards, inter-ocular distances
+RIM_SHADE = 0.7  # brightness right at the lips' inner edge (their shadow), rising inward
 TEETH_RGB = np.array([0.93, 0.90, 0.83], dtype=np.float32)
 
 
 class MouthPainter:
     """Draws the inside of the mouth where the target lips part."""
 
-    def __init__(self, appearance: Appearance, device: torch.device) -> None:
+    def __init__(self, appearance: Appearance, device: torch.device, net: mn.MouthNet | None = None) -> None:
         self.device = device
+        self.net = net
         self.iod = appearance.head.iod
         lip = appearance.lip_rgb.astype(np.float64)
         skin = appearance.skin_rgb.astype(np.float64)
@@ -54,6 +59,13 @@ class MouthPainter:
         self.lower = torch.as_tensor(fm.LIPS_LOWER_INNER, device=device)
         edges = np.cumsum((0.0, *TOOTH_WIDTHS)) * self.iod
         self.tooth_edges = torch.as_tensor(np.concatenate([-edges[:0:-1], edges]), **f32)
+
+        if net is not None:  # the photo's own mouth, in the network's crop
+            vertices = torch.as_tensor(src, **f32)[None]
+            placement = mn.crop_placement(vertices)
+            image = torch.as_tensor(appearance.image, **f32).permute(2, 0, 1)[None] / 255.0
+            self.photo_crop = mn.sample_crop(image, placement)
+            self.photo_mask = mn.opening_mask(vertices, torch.tensor([[self.iod]], **f32), placement)
 
         # The photo's own mouth interior, when it shows one (a smile with teeth, an open
         # mouth), split at the middle of the opening: the upper half is fixed to the skull, the
@@ -88,16 +100,8 @@ class MouthPainter:
         if not bool((strength > 0).any()):
             return patch
         b, _, ph, pw = patch.shape
-        poly = vertices[:, self.polygon, :2]  # (B, K, 2)
-        # The mesh's inner lip corners sit inside the visible commissures, and an opening jaw
-        # drags the skin between them into pale wedges: the opening reaches out over them.
         unit = self.iod * scale[:, None]  # (B, 1) pixels per inter-ocular distance
-        gap_mid = (vertices[:, 14, :2] - vertices[:, 13, :2]).norm(dim=-1, keepdim=True) / unit
-        reach = (CORNER_REACH * smoothstep(0.02, 0.12, gap_mid))[..., None]  # (B, 1, 1)
-        corners = vertices[:, [fm.MOUTH_CORNER_RIGHT, fm.MOUTH_CORNER_LEFT], :2]
-        ends = [0, len(fm.LIPS_UPPER_INNER) - 1]
-        poly = poly.clone()
-        poly[:, ends] = poly[:, ends] + reach * (corners - poly[:, ends])
+        poly = opening_polygon(vertices, unit)  # (B, K, 2)
         lo = poly.amin(dim=(0, 1)) - 2.0
         hi = poly.amax(dim=(0, 1)) + 2.0
         x0 = int(max(np.floor(lo[0].item()) - origin[0], 0))
@@ -112,38 +116,58 @@ class MouthPainter:
         pts = torch.stack([gx, gy], dim=-1).view(1, -1, 2)  # (1, N, 2)
 
         # Signed distance to the lip opening (negative inside), in pixels.
-        a, bb = poly, poly.roll(-1, dims=1)
-        ab = (bb - a)[:, None]  # (B, 1, K, 2)
-        ap = pts[:, :, None, :] - a[:, None]  # (B, N, K, 2)
-        t = ((ap * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-9)).clamp(0.0, 1.0)
-        dist = (ap - t[..., None] * ab).norm(dim=-1).amin(dim=2)  # (B, N)
-        crosses = ((a[:, None, :, 1] > pts[..., None, 1]) != (bb[:, None, :, 1] > pts[..., None, 1]))
-        x_cross = a[:, None, :, 0] + (pts[..., None, 1] - a[:, None, :, 1]) * (
-            (bb - a)[:, None, :, 0] / ((bb - a)[:, None, :, 1] + 1e-9))
-        inside = (crosses & (pts[..., None, 0] < x_cross)).sum(-1) % 2 == 1
-        signed = torch.where(inside, -dist, dist)
+        signed = signed_distance(poly, pts)
         # One pixel beyond the opening is painted too: the backward warp is unreliable right
         # at the lip seam, where the forward motion jumps.
         alpha = (1.5 - signed).clamp(0.0, 1.0)  # (B, N)
         if not bool((alpha > 0).any()):
             return patch
 
-        # Mouth axes: across (subject's right to left) and down, from the moved head.
-        right = upper_teeth[:, -1, :2] - upper_teeth[:, 0, :2]
-        across = right / right.norm(dim=-1, keepdim=True)
-        down = torch.stack([-across[:, 1], across[:, 0]], dim=-1)
-        centre = 0.5 * (upper_teeth[:, -1, :2] + upper_teeth[:, 0, :2])
-        rel = pts - centre[:, None]
-        u = (rel * across[:, None]).sum(-1)  # (B, N) along the mouth, pixels
-        v = (rel * down[:, None]).sum(-1)  # (B, N) downward, pixels
+        axes = _MouthAxes(upper_teeth, pts)
+        gap = (axes.line(vertices[:, self.lower]) - axes.line(vertices[:, self.upper])).amax(1, keepdim=True)
+        alpha = alpha * smoothstep(0.5, 2.0, gap) * strength[:, None]  # touching lips: none
+        h, w = y1 - y0, x1 - x0
+        colour = self._procedural(axes, vertices, upper_teeth, lower_teeth, jaw_shift, scale, signed, gap,
+                                  pts)
+        kernel = torch.tensor([0.25, 0.5, 0.25], device=self.device)
+        kernel2 = (kernel[:, None] * kernel[None, :]).expand(3, 1, 3, 3)
+        colour = F.conv2d(F.pad(colour.view(b, 3, h, w), (1, 1, 1, 1), mode="replicate"), kernel2, groups=3)
+        alpha = alpha.view(b, 1, h, w)
+        region = patch[:, :, y0:y1, x0:x1]
+        painted = region * (1 - alpha) + colour * alpha
+        if self.net is not None:
+            # The network sees the frame as the procedural painter left it and repaints the
+            # opening (it was trained on exactly such renders against the real frames).
+            drawn = patch.clone()
+            drawn[:, :, y0:y1, x0:x1] = painted
+            colour = self._learned(drawn, vertices, unit, pts, origin, strength > 0).view(b, 3, h, w)
+            painted = region * (1 - alpha) + colour * alpha
+        region.copy_(painted)
+        return patch
 
-        def line(points: torch.Tensor) -> torch.Tensor:
-            """A lip contour as v(u), sampled at every pixel's u."""
-            r = points[..., :2] - centre[:, None]
-            pu, pv = (r * across[:, None]).sum(-1), (r * down[:, None]).sum(-1)
-            order = pu.argsort(dim=1)
-            return interp(u, pu.gather(1, order), pv.gather(1, order))
+    def _learned(self, patch: torch.Tensor, vertices: torch.Tensor, unit: torch.Tensor, pts: torch.Tensor,
+                 origin: tuple[int, int], active: torch.Tensor) -> torch.Tensor:
+        """(B, 3, N) colours at ``pts`` from the mouth network (zero on frames not ``active``)."""
+        assert self.net is not None
+        keep = active.nonzero()[:, 0]
+        placement = mn.crop_placement(vertices[keep])
+        frame = mn.sample_crop(patch[keep], placement, (float(origin[0]), float(origin[1])))
+        mask = mn.opening_mask(vertices[keep], unit[keep], placement)
+        crop = self.net(mn.net_input(frame, mask, self.photo_crop, self.photo_mask))
+        grid = mn.to_crop(placement, pts) * torch.tensor([2.0 / mn.CROP_W, 2.0 / mn.CROP_H],
+                                                         device=self.device) - 1.0
+        colour = torch.zeros((len(active), 3, pts.shape[1]), device=self.device)
+        colour[keep] = F.grid_sample(crop, grid[:, None], mode="bilinear", padding_mode="border",
+                                     align_corners=False)[:, :, 0]
+        return colour
 
+    def _procedural(self, axes: _MouthAxes, vertices: torch.Tensor, upper_teeth: torch.Tensor,
+                    lower_teeth: torch.Tensor, jaw_shift: torch.Tensor, scale: torch.Tensor,
+                    signed: torch.Tensor, gap: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+        """(B, 3, N) colours at ``pts``: cavity, upper teeth fixed to the skull, lower teeth on
+        the jaw, tongue, in the portrait's colours, under the photo's own interior if it has one."""
+        unit = self.iod * scale[:, None]
+        line, u, v, centre, down = axes.line, axes.u, axes.v, axes.centre, axes.down
         upper_top = line(upper_teeth) - TEETH_TUCK * unit
         upper_bottom = line(upper_teeth) + UPPER_TEETH * unit
         # Lower incisors ride on the jaw behind the upper ones; with the jaw open, the lower
@@ -184,23 +208,11 @@ class MouthPainter:
 
         # Shadow from the lips: a narrow opening is darker inside (synthesized parts only;
         # the photo's own interior already has its light), and so is the rim.
-        gap = (line(vertices[:, self.lower]) - line(vertices[:, self.upper])).amax(1, keepdim=True)
-        alpha = alpha * smoothstep(0.5, 2.0, gap) * strength[:, None]  # touching lips: none
         colour = colour * (0.55 + 0.45 * smoothstep(0.02, 0.2, gap / unit))[:, None]
         if self.has_interior:
             colour = self._photo_interior(colour, pts, upper_teeth, jaw_shift)
-        rim = 0.7 + 0.3 * smoothstep(0.0, 0.025, (-signed) / unit)
-        colour = colour * rim[:, None]
-
-        h, w = y1 - y0, x1 - x0
-        colour = colour.view(b, 3, h, w)
-        kernel = torch.tensor([0.25, 0.5, 0.25], device=self.device)
-        kernel2 = (kernel[:, None] * kernel[None, :]).expand(3, 1, 3, 3)
-        colour = F.conv2d(F.pad(colour, (1, 1, 1, 1), mode="replicate"), kernel2, groups=3)
-        alpha = alpha.view(b, 1, h, w)
-        region = patch[:, :, y0:y1, x0:x1]
-        region.copy_(region * (1 - alpha) + colour * alpha)
-        return patch
+        rim = RIM_SHADE + (1.0 - RIM_SHADE) * smoothstep(0.0, 0.025, (-signed) / unit)
+        return colour * rim[:, None]
 
     def _photo_interior(self, colour: torch.Tensor, pts: torch.Tensor, upper_teeth: torch.Tensor,
                         jaw_shift: torch.Tensor) -> torch.Tensor:
@@ -224,3 +236,24 @@ class MouthPainter:
             colour = colour + cover * (rgb - colour)
         return colour
 
+
+
+class _MouthAxes:
+    """The mouth's axes from the moved upper teeth line: across (the subject's right to left)
+    and down, and every pixel's position along them (u, v, pixels)."""
+
+    def __init__(self, upper_teeth: torch.Tensor, pts: torch.Tensor) -> None:
+        right = upper_teeth[:, -1, :2] - upper_teeth[:, 0, :2]
+        self.across = right / right.norm(dim=-1, keepdim=True)
+        self.down = torch.stack([-self.across[:, 1], self.across[:, 0]], dim=-1)
+        self.centre = 0.5 * (upper_teeth[:, -1, :2] + upper_teeth[:, 0, :2])
+        rel = pts - self.centre[:, None]
+        self.u = (rel * self.across[:, None]).sum(-1)  # (B, N)
+        self.v = (rel * self.down[:, None]).sum(-1)
+
+    def line(self, points: torch.Tensor) -> torch.Tensor:
+        """A lip contour as v(u), sampled at every pixel's u."""
+        r = points[..., :2] - self.centre[:, None]
+        pu, pv = (r * self.across[:, None]).sum(-1), (r * self.down[:, None]).sum(-1)
+        order = pu.argsort(dim=1)
+        return interp(self.u, pu.gather(1, order), pv.gather(1, order))
