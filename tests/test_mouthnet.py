@@ -163,7 +163,7 @@ def test_pairs_whose_openings_disagree_are_not_used():
     clip.real_masks[:3] = 0  # the real mouth shut where the render opened it
     clip.masks[5] = 0
     clip.real_masks[5] = 0  # both shut: usable
-    assert clip.usable().tolist() == [3, 4, 5]
+    assert clip.usable.tolist() == [3, 4, 5]
 
 
 def test_mouth_option_is_checked_and_chooses_the_painter(photo, tmp_path):

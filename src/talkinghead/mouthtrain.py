@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +65,20 @@ class MouthPairs:
     def __len__(self) -> int:
         return len(self.gaps)
 
+    @cached_property
     def usable(self) -> np.ndarray:
         """Indices of the pairs whose render opened the mouth where the real one opened
         (IoU of the openings at least MATCH, or both shut): the network learns what the inside
-        of a mouth looks like, not to redraw the renderer's lips."""
+        of a mouth looks like, not to redraw the renderer's lips. Computed once per clip."""
         render, real = self.masks > 127, self.real_masks > 127
         union = (render | real).sum(axis=(1, 2))
         iou = np.where(union > 0, (render & real).sum(axis=(1, 2)) / np.maximum(union, 1), 1.0)
         return np.flatnonzero(iou >= MATCH)
+
+    @cached_property
+    def open_usable(self) -> np.ndarray:
+        """The ``usable`` pairs whose real mouth is open."""
+        return self.usable[self.gaps[self.usable] > OPEN_GAP]
 
 
 def crops_of(frames: np.ndarray, vertices: torch.Tensor, unit: torch.Tensor
@@ -172,9 +179,8 @@ def sample_pairs(clips: list[MouthPairs], rng: np.random.Generator, batch: int) 
     out: list[list[np.ndarray]] = [[], [], [], [], []]
     for _ in range(batch):
         clip = clips[rng.integers(len(clips))]
-        usable = clip.usable()
-        open_pairs = usable[clip.gaps[usable] > OPEN_GAP]
-        pool = open_pairs if len(open_pairs) and rng.random() < OPEN_SHARE else usable
+        open_pairs = clip.open_usable
+        pool = open_pairs if len(open_pairs) and rng.random() < OPEN_SHARE else clip.usable
         i = int(pool[rng.integers(len(pool))])
         k = clip.photo[i]
         pair = (clip.rendered[i], clip.masks[i], clip.real[i], clip.photos[k], clip.photo_masks[k])
@@ -219,12 +225,10 @@ def train_mouth(videos: list[Path], out: Path, config: MouthTrainConfig, *, cach
     for i, video in enumerate(videos):
         sha = file_sha256(video)
         clip = cached_video_pairs(video, cache, sha)
-        if len(clip.usable()):
+        if len(clip.usable):
             clips.append(clip)
-            usable = clip.usable()
             records.append({"file": video.name, "sha256": sha, "pairs": len(clip),
-                            "usable_pairs": len(usable),
-                            "open_usable_pairs": int((clip.gaps[usable] > OPEN_GAP).sum())})
+                            "usable_pairs": len(clip.usable), "open_usable_pairs": len(clip.open_usable)})
         if progress:
             progress("rendering pairs", i + 1, len(videos))
     if not clips:

@@ -134,15 +134,13 @@ class MouthPainter:
         colour = F.conv2d(F.pad(colour.view(b, 3, h, w), (1, 1, 1, 1), mode="replicate"), kernel2, groups=3)
         alpha = alpha.view(b, 1, h, w)
         region = patch[:, :, y0:y1, x0:x1]
-        painted = region * (1 - alpha) + colour * alpha
+        unpainted = region.clone() if self.net is not None else region
+        region.copy_(region * (1 - alpha) + colour * alpha)
         if self.net is not None:
             # The network sees the frame as the procedural painter left it and repaints the
             # opening (it was trained on exactly such renders against the real frames).
-            drawn = patch.clone()
-            drawn[:, :, y0:y1, x0:x1] = painted
-            colour = self._learned(drawn, vertices, unit, pts, origin, strength > 0).view(b, 3, h, w)
-            painted = region * (1 - alpha) + colour * alpha
-        region.copy_(painted)
+            colour = self._learned(patch, vertices, unit, pts, origin, strength > 0).view(b, 3, h, w)
+            region.copy_(unpainted * (1 - alpha) + colour * alpha)
         return patch
 
     def _learned(self, patch: torch.Tensor, vertices: torch.Tensor, unit: torch.Tensor, pts: torch.Tensor,
