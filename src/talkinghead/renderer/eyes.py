@@ -25,6 +25,28 @@ LUMA = np.array([0.299, 0.587, 0.114])
 LID_CURVE: tuple[tuple[float, float], ...] = ((0.00, 0.00), (0.19, 0.43), (0.37, 0.71), (0.56, 0.80),
                                              (0.74, 1.00), (1.00, 1.00))
 BLINKS = (expression_index("eyeBlinkLeft"), expression_index("eyeBlinkRight"))
+# Gaze curves: (change asked for, change drawn), degrees from the photo's own gaze, per axis.
+# The face tracker reads an iris moved within still lids as moving less than it did (about
+# 0.65 of it in yaw; in pitch 0.2, nothing below 2.5 degrees, and at most 3 degrees: real lids
+# follow a vertical look, and the reading is the iris against the lids), and the generator
+# learns gaze as the tracker reads real eyes (real talkers' gaze pitch reads within about
+# +-3 degrees, sd 1). Measured by bench/gazecurve.py (frames of realdata train videos as
+# photos): the change that reads back as asked, clamped where an iris under still lids would
+# look rolled up or sunk (15 degrees in pitch).
+GAZE_CURVE: dict[str, tuple[tuple[float, float], ...]] = {
+    "yaw": ((-20.0, -35.0), (-15.0, -24.4), (-10.0, -15.9), (-5.0, -8.0), (0.0, 0.0), (5.0, 7.9),
+            (10.0, 14.3), (15.0, 21.0), (20.0, 29.7)),
+    "pitch": ((-3.0, -14.9), (-2.0, -7.8), (-1.0, -4.1), (0.0, 0.0), (1.0, 6.0), (2.0, 12.1), (3.0, 15.0)),
+}
+
+
+def drawn_gaze(change: np.ndarray) -> np.ndarray:
+    """(..., 2) gaze changes (yaw, pitch; degrees) mapped through GAZE_CURVE."""
+    out = np.empty_like(change, dtype=np.float64)
+    for k, axis in enumerate(("yaw", "pitch")):
+        asked, drawn = (np.array(column, dtype=np.float64) for column in zip(*GAZE_CURVE[axis], strict=True))
+        out[..., k] = np.interp(change[..., k], asked, drawn)
+    return out
 
 
 def drawn_lids(expression: torch.Tensor) -> torch.Tensor:
@@ -163,7 +185,7 @@ class EyePainter:
                          for up, lo, _ in self.sides]
         self.source_corners = [torch.as_tensor(v[[up[0], up[-1]], :2], **f32) for up, _, _ in self.sides]
         self.head_axes = torch.as_tensor(head.rotation, **f32)  # (3, 3) source head axes, columns
-        self.source_gaze = torch.as_tensor(np.sin(np.deg2rad(source.gaze[0])), **f32)
+        self.source_gaze = source.gaze[0].astype(np.float64)  # (2,) degrees
 
     def paint(self, patch: torch.Tensor, source_xy: torch.Tensor, vertices: torch.Tensor,
               gaze: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor, lid_change: torch.Tensor,
@@ -178,8 +200,12 @@ class EyePainter:
         """
         b, _, ph, pw = patch.shape
         # Iris shift in the photo, as ``encode.estimate_gaze`` reads gaze: eye half-width
-        # times the sine of the angle, along the head's x and (upward) y axes.
-        sines = torch.sin(torch.deg2rad(gaze)) - self.source_gaze  # (B, 2)
+        # times the sine of the angle, along the head's x and (upward) y axes; the change
+        # from the photo's gaze drawn through GAZE_CURVE.
+        source = self.source_gaze
+        change = drawn_gaze(gaze.detach().cpu().numpy().astype(np.float64) - source)
+        sines = torch.as_tensor(np.sin(np.deg2rad(source + change)) - np.sin(np.deg2rad(source)),
+                                dtype=torch.float32, device=self.device)  # (B, 2)
         most_shift = max(self.eye_radius) * self.iod * sines.abs().sum(dim=1)  # bounds the iris shift
         if not bool((torch.maximum(lid_change, most_shift) > 0.2).any()):
             return patch  # nothing changed enough to paint (see ``strength`` below)
