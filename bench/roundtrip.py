@@ -9,7 +9,9 @@ these is rendered alone around the photo's own motion and read back:
   (1 = drawn at full strength), with their correlation;
 - blinks: BLINKS trapezoid blinks of both lids at once; the length asked for is the motion's
   own (``motionstats.blinks``: at half closure), the rendered one is what ``talkinghead eval``
-  measures on the video (``blink_ms``), ``left/right`` the blinks it counts per eye; ``eyes
+  measures on the video (``blink_ms``: below 0.6 of the eye's open level, a longer stretch) and
+  what the extractor's read-back lids give at half closure (``blink_read_ms``, the asked
+  length's own definition); ``left/right`` the blinks eval counts per eye; ``eyes
   apart`` is the largest offset in frames between the two eyes' read-back lids closing or
   opening (at half closure; 0: in step, -1: one eye blinked alone).
 Frames are read back from memory for the angles (no codec) and from an mp4 for blinks (the
@@ -120,6 +122,9 @@ def measure(photo: Path, size: int, n: int) -> dict[str, float | str | None]:
     row["blink_rendered_ms"] = report.blink_ms
     row["blinks_left_right"] = f"{report.blinks_left}/{report.blinks_right}"
     lids = read_back(frames).expression[:, [expression_index(e) for e in EYES]]
+    # The same length read the way it was asked: the read-back lids, at half closure.
+    read = blinks(lids.mean(axis=1).astype(np.float64), FPS)
+    row["blink_read_ms"] = float(np.mean([e - s for s, e in read]) * 1000 / FPS) if read else None
     left, right = (blinks(lids[:, k].astype(np.float64), FPS) for k in range(2))
     # Frames between the two eyes' closing or opening (each at half its own closure); -1
     # when one eye blinks and the other does not.

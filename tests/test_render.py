@@ -136,6 +136,32 @@ def test_blink_closes_the_eyes_and_not_the_mouth(encoded, renderer):
     np.testing.assert_array_equal(frame[ys, xs], appearance.image[ys, xs])
 
 
+def test_a_blink_shuts_an_eye_the_photo_shows_half_closed(encoded):
+    """A photo whose lids read partly closed (eyeBlink 0.31: a sleepy or squinting photo) is
+    drawn through the lid curve at 0.62: a full blink still brings the upper lid all the way
+    to the lower one (before the rig was rescaled for it, 0.4 of the opening stayed open)."""
+    from dataclasses import replace
+
+    from talkinghead.models.rig import build_rig
+    from talkinghead.renderer import MeshWarpRenderer
+
+    appearance, source = encoded
+    head = appearance.head
+    expression = source.expression.copy()
+    blinks = [expression_index("eyeBlinkLeft"), expression_index("eyeBlinkRight")]
+    expression[:, blinks] = 0.31
+    rig = build_rig(head.to_head(appearance.vertices), expression[0]) @ head.rotation.T * head.iod
+    sleepy = MotionSequence(source.fps, source.pose, expression, source.gaze)
+    renderer = MeshWarpRenderer(replace(appearance, rig=rig.astype(np.float32)), sleepy)
+    shut = _motion(sleepy, eyeBlinkLeft=1.0 - 0.31, eyeBlinkRight=1.0 - 0.31)
+    mesh = renderer.mesh(MotionSequence(25.0, *(np.concatenate([getattr(m, k) for m in (sleepy, shut)])
+                                             for k in ("pose", "expression", "gaze"))))
+    for upper, lower in ((fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER), (fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)):
+        gap = (mesh[:, list(lower[2:-2]), 1] - mesh[:, list(upper[2:-2]), 1]).mean(dim=1)
+        assert gap[0] > 0.05 * head.iod
+        assert gap[1] < 0.05 * gap[0], gap
+
+
 def test_a_batch_renders_as_its_frames_do_alone(encoded, renderer):
     _, source = encoded
     frames = [_motion(source, jawOpen=0.3, yaw=4.0), _motion(source, eyeBlinkRight=0.7),

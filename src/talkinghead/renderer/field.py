@@ -27,7 +27,7 @@ from talkinghead.encode import Appearance
 from talkinghead.models import facemesh as fm
 from talkinghead.models.rig import smoothstep
 from talkinghead.motionspace import MotionSequence
-from talkinghead.renderer.eyes import drawn_lids
+from talkinghead.renderer.eyes import BLINKS, drawn_lids
 from talkinghead.renderer.layers import BACKGROUND, joined_to
 from talkinghead.renderer.mesh import closed_mesh, project_to_polyline, rasterize, rotations
 
@@ -215,10 +215,10 @@ class WarpField:
         self.points = torch.as_tensor(points.T.copy(), **f32)  # (3, P) cell centres, pixels
         self.head_weight = torch.as_tensor(weight[rect].reshape(1, -1), **f32)  # (1, P)
         self.pivot = torch.as_tensor(pivot, **f32)
-        self.rig = torch.as_tensor(appearance.rig, **f32)  # (E, V, 3)
         self.source_pose = torch.as_tensor(source.pose[0], **f32)
         self.source_expression = torch.as_tensor(source.expression[0], **f32)
         self._source_drawn = drawn_lids(self.source_expression)  # the photo's lids, as drawn
+        self.rig = torch.as_tensor(lids_closing_as_drawn(appearance.rig, source.expression[0]), **f32)
 
     def pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
@@ -253,3 +253,18 @@ class WarpField:
         rigid = turn @ (self.points - self.pivot[:, None] + dense) + shift[:, :2, None]
         forward = torch.addcmul(dense[:, :2], self.head_weight, rigid)  # (B, 2, P)
         return forward.view(b, 2, *self.cells)
+
+
+def lids_closing_as_drawn(rig: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
+    """(E, V, 3) ``rig`` with each eyeBlink basis rescaled so that a lid drawn shut is shut.
+
+    ``build_rig`` scales a lid's basis to close the photo's opening over the coefficient's
+    remaining travel, 1 - eyeBlink; the renderer moves lids by the change of their drawn levels
+    (``eyes.drawn_lids``), whose remaining travel from the photo's own is shorter wherever the
+    lid curve lifts the photo's level (a photo read at 0.31 is drawn at 0.62): without this
+    such an eye would close only to 0.6 of the way."""
+    rig = rig.copy()
+    drawn = drawn_lids(torch.as_tensor(source_expression[None], dtype=torch.float32))[0].numpy()
+    for i in BLINKS:
+        rig[i] *= max(1.0 - float(source_expression[i]), 0.05) / max(1.0 - float(drawn[i]), 0.05)
+    return rig
