@@ -42,7 +42,7 @@ from talkinghead.pipeline import reenact, render
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 25.0
-RATIOS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "mouth_std")
+RATIOS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "mouth_std", "gaze_yaw_std", "gaze_pitch_std")
 LEVELS = ("corr_best_lag_ms", "auc_lag0", "blinks_per_min", "blink_ms", "jitter")
 
 

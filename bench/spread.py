@@ -5,8 +5,9 @@ audio of real videos against those videos' own motion, in the motion space (no r
                            [--cache out/video-cache] [--steps 8,16,32] [--eta 0,1] [--cfg 1,1.5]
 
 For each sampler setting (steps x eta x audio guidance), the median over the split's videos of
-the ratio sampled / real of: yaw, pitch, roll sd, rotation per frame, jaw sd, blinks per
-minute and blink length (at half closure; over the videos that blink), and the lip lag
+the ratio sampled / real of: yaw, pitch, roll sd, rotation per frame, jaw sd, gaze yaw and
+pitch sd, blinks per minute and blink length (at half closure; over the videos that blink),
+and the lip lag
 (sampled minus real, ms). The split's motion and audio conditioning come from
 ``train.cached_video_motion`` (the project's own encoder and audio front end).
 """
@@ -30,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realism import split_videos
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "jaw_std", "blinks_per_min", "blink_ms")
+KEYS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "jaw_std", "gaze_yaw_std", "gaze_pitch_std",
+        "blinks_per_min", "blink_ms")
 SPEECH_ENERGY = 81  # column of audio_conditioning: speech-band energy
 
 

@@ -134,7 +134,9 @@ def test_real_clips_blink_with_both_eyes_at_once(tmp_path):
     np.testing.assert_array_equal(clip.motion[:, left], clip.motion[:, right])
     others = [i for i in range(len(MOTION_NAMES)) if i not in (left, right)]
     np.testing.assert_array_equal(clip.motion[:, others], motion[:, others])
-    assert used[0]["seconds"] == 2.0 and not clip.gaze_given
+    assert used[0]["seconds"] == 2.0 and clip.real and not clip.emotion_given
+    # The gaze target of a real video is its median frame's gaze: 0 in its relative motion.
+    assert clip.gaze_given and (clip.controls[:2] == 0).all()
 
 
 def test_corpus_windows_leave_the_channels_the_corpus_holds_still_to_the_real_videos():
@@ -151,14 +153,14 @@ def test_corpus_windows_leave_the_channels_the_corpus_holds_still_to_the_real_vi
         if not real:
             motion[:, 7] = 0.3  # the corpus holds channel 7 at a constant
         return TrainClip(np.zeros((90, 4), np.float32), motion, np.zeros(8, np.float32),
-                         gaze_given=not real, emotion_given=not real)
+                         emotion_given=not real, real=real)
 
     clips = [clip(False), clip(False), clip(True)]
     still = corpus_still_channels(clips)
     assert still[7] and still.sum() == 1
     assert not corpus_still_channels(clips[:2]).any()  # a corpus alone: everything supervised
     batch = _windows(clips, rng, 16, 30, 5, np.zeros(d), np.ones(d), np.array([0.25, 0.25, 0.5]), still)
-    corpus_rows = batch["gaze_given"] == 1
+    corpus_rows = batch["emotion_given"] == 1
     assert corpus_rows.any() and (~corpus_rows).any()
     assert (batch["channels"][corpus_rows, 7] == 0).all() and (batch["channels"][~corpus_rows] == 1).all()
     assert (batch["channels"][:, np.arange(d) != 7] == 1).all()

@@ -186,13 +186,15 @@ class WindowSampler:
         self.generator = torch.Generator().manual_seed(seed)
         self.branches = needs_branches(options.cfg_audio, options.cfg_controls)
         b = self.b = 3 if self.branches else 1
-        gaze_given = isinstance(controls.gaze, tuple)
-        gaze = torch.tensor([controls.gaze if gaze_given else (0.0, 0.0)], dtype=torch.float32)
-        keep_gaze = 1.0 if gaze_given else 0.0
+        # Without a gaze asked for, the photo's own (0 in the generated motion) is the target:
+        # real gaze returns to where the speaker looks most (``train.load_video_clips``).
+        # ``camera`` gaze is set against the head afterwards (``apply_controls``).
+        gaze = torch.tensor([controls.gaze if isinstance(controls.gaze, tuple) else (0.0, 0.0)],
+                            dtype=torch.float32)
         # Branch rows: nothing given, audio only, audio and controls.
         self.keep_audio = torch.tensor([0.0, 1.0, 1.0][-b:], device=dev)
         self.keep_controls = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0],
-                                           [keep_gaze, 1.0, 1.0]][-b:], device=dev)
+                                           [1.0, 1.0, 1.0]][-b:], device=dev)
         self.conditions = dict(
             gaze=gaze.to(dev).expand(b, -1),
             distance=torch.full((b,), controls.head_distance, device=dev),

@@ -1,7 +1,8 @@
 """Statistics of motion tables (frames x ``MOTION_NAMES``), shared by the corpus calibration
 (``bench/calibrate.py``) and the real-versus-generated benchmark (``bench/realism.py``).
 
-- ``clip_statistics``: pose spread and speed, mouth amplitude, blinks, lip lag of one clip;
+- ``clip_statistics``: pose spread and speed, mouth amplitude, gaze spread, blinks, lip lag of
+  one clip;
 - ``window_features`` and ``frechet_distance``: how far two sets of motion are apart as
   distributions of short windows (pose and expression spread and speed per window).
 """
@@ -16,6 +17,7 @@ from talkinghead.motionspace import EXPRESSION_NAMES, POSE_NAMES
 JAW = len(POSE_NAMES) + EXPRESSION_NAMES.index("jawOpen")
 BLINK = (len(POSE_NAMES) + EXPRESSION_NAMES.index("eyeBlinkLeft"),
          len(POSE_NAMES) + EXPRESSION_NAMES.index("eyeBlinkRight"))
+GAZE = (len(POSE_NAMES) + len(EXPRESSION_NAMES), len(POSE_NAMES) + len(EXPRESSION_NAMES) + 1)
 WINDOW_CHANNELS = ("jawOpen", "mouthFunnel", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
 AXES = ("yaw", "pitch", "roll")
 FAST_SIGMA_S = 0.12  # the head's quick movements: what a Gaussian of this width smooths away
@@ -59,7 +61,7 @@ def lip_lag_ms(jaw: np.ndarray, speech: np.ndarray, fps: float) -> float | None:
 
 def clip_statistics(motion: np.ndarray, fps: float, speech: np.ndarray | None = None) -> dict:
     """Pose sd (deg), its spread by time scale (``pose_bands``), rotation per frame (deg), jaw
-    sd, blinks per minute and their length (ms, at half closure), and lip lag against
+    sd, gaze sd (deg), blinks per minute and their length (ms, at half closure), and lip lag against
     ``speech`` loudness when given."""
     rot = motion[:, :3].astype(np.float64)
     eyes = motion[:, list(BLINK)].mean(axis=1)
@@ -70,6 +72,7 @@ def clip_statistics(motion: np.ndarray, fps: float, speech: np.ndarray | None = 
         "roll_std": float(rot[:, 2].std()),
         "delta_pose_deg": float(np.linalg.norm(np.diff(rot, axis=0), axis=1).mean()),
         "jaw_std": float(motion[:, JAW].std()),
+        "gaze_yaw_std": float(motion[:, GAZE[0]].std()), "gaze_pitch_std": float(motion[:, GAZE[1]].std()),
         "blinks_per_min": len(events) / max(minutes, 1e-9),
         "blink_ms": float(np.mean([e - s for s, e in events]) * 1000 / fps) if events else None,
         "lip_lag_ms": None if speech is None else lip_lag_ms(motion[:, JAW], speech, fps),

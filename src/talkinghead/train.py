@@ -76,8 +76,9 @@ class TrainClip:
     audio: np.ndarray  # (T, A) float32 audio conditioning
     motion: np.ndarray  # (T, D) float32 motion around a neutral source
     controls: np.ndarray  # (8,) float32: gaze yaw, pitch (deg), distance, emotion (5)
-    gaze_given: bool = True  # False where the clip has no gaze target (real videos)
+    gaze_given: bool = True  # False where the clip has no gaze target
     emotion_given: bool = True  # False where the clip's emotion is unknown (real videos)
+    real: bool = False  # a real video, not the synthetic corpus
 
 
 def load_corpus_clips(folder: Path) -> tuple[list[TrainClip], dict]:
@@ -167,9 +168,11 @@ def video_files(paths: list[Path]) -> list[Path]:
 
 def load_video_clips(paths: list[Path], cache: Path | None = None) -> tuple[list[TrainClip], list[dict]]:
     """Real talking videos (files or folders of them) as training clips (see ``video_motion``),
-    and a record of each file used (name, SHA-256, seconds). Gaze targets and emotions are
-    unknown, so those conditions are always dropped for them; the two eyelids are tied
-    (``tie_blinks``)."""
+    and a record of each file used (name, SHA-256, seconds). The gaze target is where the
+    speaker looks most, the median frame's gaze (0 in the relative motion): real gaze returns
+    to it, and a generator that never saw a target for real gaze lets it wander from window to
+    window (twice the real spread, measured). Emotions are unknown, so that condition is
+    always dropped for them; the two eyelids are tied (``tie_blinks``)."""
     clips, used = [], []
     for video in video_files(paths):
         digest = file_sha256(video)
@@ -179,7 +182,7 @@ def load_video_clips(paths: list[Path], cache: Path | None = None) -> tuple[list
             motion = tie_blinks(motion)
             controls = np.zeros(8, np.float32)
             controls[2] = 1.0
-            clips.append(TrainClip(audio, motion, controls, gaze_given=False, emotion_given=False))
+            clips.append(TrainClip(audio, motion, controls, emotion_given=False, real=True))
             used.append({"file": video.name, "sha256": digest,
                          "seconds": round(len(motion) / TRAIN_FPS, 2)})
     if not clips:
@@ -189,10 +192,10 @@ def load_video_clips(paths: list[Path], cache: Path | None = None) -> tuple[list
 
 
 def clip_probabilities(clips: list[TrainClip], real_fraction: float) -> np.ndarray:
-    """How often each clip is drawn: by length, with real videos (clips without a gaze
-    target) drawn ``real_fraction`` of the time when there are both kinds."""
+    """How often each clip is drawn: by length, with real videos drawn ``real_fraction`` of
+    the time when there are both kinds."""
     lengths = np.array([len(c.motion) for c in clips], np.float64)
-    real = np.array([not c.gaze_given for c in clips])
+    real = np.array([c.real for c in clips])
     if real.all() or not real.any():
         return lengths / lengths.sum()
     return np.where(real, real_fraction * lengths / lengths[real].sum(),
@@ -206,8 +209,8 @@ def corpus_still_channels(clips: list[TrainClip], ratio: float = 0.25) -> np.nda
     smiles and frowns, squints and the like at a per-clip constant. Supervising those on its
     windows teaches the generator that they never move during speech (measured: a fifth of
     the real spread), so corpus windows leave them to the real videos."""
-    real = [c for c in clips if not c.gaze_given]
-    made = [c for c in clips if c.gaze_given]
+    real = [c for c in clips if c.real]
+    made = [c for c in clips if not c.real]
     d = clips[0].motion.shape[1]
     if not real or not made:
         return np.zeros(d, bool)
@@ -239,7 +242,7 @@ def _windows(clips: list[TrainClip], rng: np.random.Generator, batch: int, windo
         out["audio"][b, : stop - start] = clip.audio[start:stop]
         out["audio"][b, stop - start :] = clip.audio[stop - 1]
         out["mask"][b, : stop - start] = 1.0
-        if clip.gaze_given:  # a corpus clip
+        if not clip.real:  # a corpus clip
             out["channels"][b, still] = 0.0
         if start >= context:
             out["context"][b] = (clip.motion[start - context : start] - mean) / std
