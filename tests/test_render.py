@@ -162,6 +162,28 @@ def test_a_blink_shuts_an_eye_the_photo_shows_half_closed(encoded):
         assert gap[1] < 0.05 * gap[0], gap
 
 
+def test_a_shut_lid_folds_its_lashes_onto_the_seam(encoded, renderer):
+    """The lash band just above the upper lid contour comes down with a blink to the lower
+    lid, not a band's height above it (a shut eye drawn as two dark lines round an almond)."""
+    from talkinghead.models.rig import LID_FOLD, _contour_y
+
+    appearance, source = encoded
+    head = appearance.head
+    shut = _motion(source, eyeBlinkLeft=1.0, eyeBlinkRight=1.0)
+    mesh = renderer.mesh(MotionSequence(25.0, *(np.concatenate([getattr(m, k) for m in (source, shut)])
+                                             for k in ("pose", "expression", "gaze")))).numpy()
+    before, after = (head.to_head(m) for m in mesh)
+    for upper, lower in ((fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER), (fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)):
+        up = before[list(upper)]
+        above = _contour_y(up[:, :2], before[:, 0]) - before[:, 1]
+        centre = up[:, 0].mean()
+        band = np.flatnonzero((above > 0.01) & (above < LID_FOLD) & (np.abs(before[:, 0] - centre) < 0.2))
+        assert len(band) >= 2
+        seam = _contour_y(after[list(lower), :2], after[band, 0])
+        # Within 0.015 inter-ocular distances of the seam (0.05 without the fold).
+        assert np.all(np.abs(seam - after[band, 1]) < 0.015), seam - after[band, 1]
+
+
 def test_a_batch_renders_as_its_frames_do_alone(encoded, renderer):
     _, source = encoded
     frames = [_motion(source, jawOpen=0.3, yaw=4.0), _motion(source, eyeBlinkRight=0.7),

@@ -209,3 +209,31 @@ def build_rig(head: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
         bases[f"eyeWide{side}"][:, 1] = -0.25 * lid_skin * gap / open_share
 
     return np.stack([bases[name] for name in EXPRESSION_NAMES]).astype(np.float32)
+
+
+LID_FOLD = 0.06  # how far above the upper lid contour the lash band reaches, inter-ocular units
+
+
+def lid_fold(head: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
+    """(E, 478, 3) extra eyelid motion for drawing (not for reading, see ``build_rig``), head
+    frame, inter-ocular units: the eyeBlink rows only.
+
+    A closing lid carries the photo's lashes down with it, but they sit a little above the
+    mesh's lid contour, and the skin between them and the crease moves less than the contour,
+    so a shut eye kept its lash line a few pixels above the seam: two dark lines round a band
+    of lid, a drawn almond. A real upper lid folds its lash band down onto the seam; here the
+    band up to LID_FOLD above the contour travels its own height further at a full blink,
+    fading above it, so the lashes meet the lower lid."""
+    v = head.astype(np.float64)
+    src = dict(zip(EXPRESSION_NAMES, source_expression, strict=True))
+    out = np.zeros((len(EXPRESSION_NAMES), len(v), 3))
+    for side, (upper_ids, lower_ids) in {"Left": (fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER),
+                                         "Right": (fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)}.items():
+        upper, lower = v[list(upper_ids)], v[list(lower_ids)]
+        centre = np.concatenate([upper, lower]).mean(axis=0)
+        above = np.clip(_contour_y(upper, v[:, 0]) - v[:, 1], 0.0, None)
+        within = (np.abs(v[:, 0] - centre[0]) < 0.45).astype(np.float64)
+        band = np.minimum(above, LID_FOLD) * (1.0 - smoothstep(LID_FOLD, 2.0 * LID_FOLD, above))
+        open_share = max(1.0 - float(src[f"eyeBlink{side}"]), 0.05)
+        out[EXPRESSION_NAMES.index(f"eyeBlink{side}"), :, 1] = band * within / open_share
+    return out

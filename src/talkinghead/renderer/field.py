@@ -25,7 +25,7 @@ import torch
 
 from talkinghead.encode import Appearance
 from talkinghead.models import facemesh as fm
-from talkinghead.models.rig import smoothstep
+from talkinghead.models.rig import lid_fold, smoothstep
 from talkinghead.motionspace import MotionSequence
 from talkinghead.renderer.eyes import BLINKS, drawn_lids
 from talkinghead.renderer.layers import BACKGROUND, joined_to
@@ -218,7 +218,10 @@ class WarpField:
         self.source_pose = torch.as_tensor(source.pose[0], **f32)
         self.source_expression = torch.as_tensor(source.expression[0], **f32)
         self._source_drawn = drawn_lids(self.source_expression)  # the photo's lids, as drawn
-        self.rig = torch.as_tensor(lids_closing_as_drawn(appearance.rig, source.expression[0]), **f32)
+        head = appearance.head
+        fold = lid_fold(head.to_head(appearance.vertices), source.expression[0]) @ head.rotation.T * head.iod
+        self.rig = torch.as_tensor(lids_closing_as_drawn(appearance.rig + fold.astype(np.float32),
+                                                         source.expression[0]), **f32)
 
     def pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
