@@ -196,13 +196,14 @@ def test_a_batch_renders_as_its_frames_do_alone(encoded, renderer):
         assert np.abs(together[i].astype(int) - alone.astype(int)).max() <= 1
 
 
-def test_gaze_moves_the_irises_and_nothing_else(encoded, renderer):
+def test_gaze_moves_the_irises_and_the_upper_lids_follow_a_vertical_look(encoded, renderer):
     appearance, source = encoded
     iod = appearance.head.iod
     base = renderer.render(source)[0]
     frames = renderer.render(MotionSequence(25.0, *(np.concatenate([getattr(m, k) for m in (
         _motion(source, gaze=(15.0, 0.0)), _motion(source, gaze=(-15.0, 0.0)),
-        _motion(source, gaze=(0.0, 12.0)))]) for k in ("pose", "expression", "gaze"))))
+        _motion(source, gaze=(0.0, 12.0)), _motion(source, gaze=(0.0, -12.0)))])
+        for k in ("pose", "expression", "gaze"))))
 
     def iris_offsets(lm):
         """(2, 2) each iris centre against its eye's corners (x) and lid midline (y), in iod."""
@@ -224,11 +225,26 @@ def test_gaze_moves_the_irises_and_nothing_else(encoded, renderer):
         dx = (iris_offsets(_refit(frame)) - src)[:, 0] * sign
         assert np.all(dx > 0.4 * shift) and np.all(dx < 1.5 * shift), dx
     assert np.all((iris_offsets(_refit(frames[2])) - src)[:, 1] < -0.005)  # looking up
-    # Only the eyes are redrawn.
+    # The upper lids ride on the eyeball: up with a look up, down with a look down, by
+    # LID_FOLLOW of the iris's drawn shift (half the eye's width times the sine's change).
+    from talkinghead.renderer.field import LID_FOLLOW
+
+    looks = MotionSequence(25.0, *(np.concatenate([getattr(m, k) for m in (
+        source, _motion(source, gaze=(0.0, 12.0)), _motion(source, gaze=(0.0, -12.0)))])
+        for k in ("pose", "expression", "gaze")))
+    mesh = renderer.mesh(looks).numpy()
+    pitch = source.gaze[0, 1] + drawn_gaze(np.array([0.0, 12.0]))[1]
+    sine = abs(np.sin(np.deg2rad(pitch)) - np.sin(np.deg2rad(source.gaze[0, 1])))
+    for upper in (fm.LEFT_EYE_UPPER, fm.RIGHT_EYE_UPPER):
+        half = 0.5 * np.linalg.norm(mesh[0, upper[-1], :2] - mesh[0, upper[0], :2])
+        lid = mesh[:, list(upper[2:-2]), 1].mean(axis=1)
+        assert lid[1] - lid[0] < -0.5 * LID_FOLLOW * half * sine  # up
+        assert lid[2] - lid[0] > 0.5 * LID_FOLLOW * half * sine  # down
+    # A look aside redraws the eyes only.
     eyes = appearance.vertices[list(fm.eye_polygon("left") + fm.eye_polygon("right")), :2]
     yy, xx = np.mgrid[0 : base.shape[0], 0 : base.shape[1]]
     far = np.min(np.hypot(xx[..., None] + 0.5 - eyes[:, 0], yy[..., None] + 0.5 - eyes[:, 1]), axis=-1)
-    for frame in frames:
+    for frame in frames[:2]:
         np.testing.assert_array_equal(frame[far > 0.2 * iod], base[far > 0.2 * iod])
 
 

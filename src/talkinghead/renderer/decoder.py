@@ -105,9 +105,10 @@ class MeshWarpRenderer:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
         return self.field.pose_transform(pose)
 
-    def point_motion(self, expression: torch.Tensor) -> torch.Tensor:
-        """(B, V, 3) mesh point motion of (B, E) expressions, against the photo's own."""
-        return self.field.point_motion(expression)
+    def point_motion(self, expression: torch.Tensor, gaze: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, 3) mesh point motion of (B, E) expressions, against the photo's own, the
+        upper lids following the look when ``gaze`` (B, 2) is given."""
+        return self.field.point_motion(expression, gaze)
 
     def forward_field(self, point_motion: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor,
                       shift: torch.Tensor) -> torch.Tensor:
@@ -119,7 +120,8 @@ class MeshWarpRenderer:
         """(T, V, 3) canvas pixels: the face mesh as each motion frame moves it."""
         pose = torch.as_tensor(motion.pose, device=self.device)
         rot, scale, shift = self.pose_transform(pose)
-        point_motion = self.point_motion(torch.as_tensor(motion.expression, device=self.device))
+        point_motion = self.point_motion(torch.as_tensor(motion.expression, device=self.device),
+                                         torch.as_tensor(motion.gaze, device=self.device))
         return self.field.move(self._vertices + point_motion, rot, scale, shift)
 
     @torch.no_grad()
@@ -131,7 +133,7 @@ class MeshWarpRenderer:
         b = pose.shape[0]
         self._lap(None)
         rot, scale, shift = self.pose_transform(pose)
-        point_motion = self.point_motion(expression)
+        point_motion = self.point_motion(expression, torch.as_tensor(motion.gaze, device=dev))
         forward = self.forward_field(point_motion, rot, scale, shift)  # (B, 2, ch, cw)
         self._lap("forward field")
         rh, rw = self.y1 - self.y0, self.x1 - self.x0

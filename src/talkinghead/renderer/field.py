@@ -26,8 +26,8 @@ import torch
 from talkinghead.encode import Appearance
 from talkinghead.models import facemesh as fm
 from talkinghead.models.rig import lid_fold, smoothstep
-from talkinghead.motionspace import MotionSequence
-from talkinghead.renderer.eyes import BLINKS, drawn_lids
+from talkinghead.motionspace import MotionSequence, expression_index
+from talkinghead.renderer.eyes import BLINKS, drawn_gaze, drawn_lids
 from talkinghead.renderer.layers import BACKGROUND, joined_to
 from talkinghead.renderer.mesh import closed_mesh, project_to_polyline, rasterize, rotations
 
@@ -222,6 +222,23 @@ class WarpField:
         fold = lid_fold(head.to_head(appearance.vertices), source.expression[0]) @ head.rotation.T * head.iod
         self.rig = torch.as_tensor(lids_closing_as_drawn(appearance.rig + fold.astype(np.float32),
                                                          source.expression[0]), **f32)
+        # How much of each lid's coefficient moves its lid by the iris's shift: half the eye's
+        # width times the sine of the look, against the lid's travel per unit (``build_rig``:
+        # 1.1 of the open gap over the drawn remaining travel for eyeBlink, a quarter of it
+        # over the remaining travel for eyeWide).
+        self._source_gaze = source.gaze[0].astype(np.float64)
+        drawn = drawn_lids(torch.as_tensor(source.expression[:1]))[0].numpy()
+        self._lid_follow = []
+        v = head.to_head(appearance.vertices)
+        for side, (upper, lower) in {"Left": (fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER),
+                                     "Right": (fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)}.items():
+            half = 0.5 * float(np.linalg.norm(v[upper[-1], :2] - v[upper[0], :2]))
+            gap = max(float(np.mean(v[list(lower[2:-2]), 1] - v[list(upper[2:-2]), 1])), 1e-3)
+            blink, wide = expression_index(f"eyeBlink{side}"), expression_index(f"eyeWide{side}")
+            drawn_travel = max(1.0 - float(drawn[blink]), 0.05)
+            raw_travel = max(1.0 - float(source.expression[0, blink]), 0.05)
+            self._lid_follow.append((blink, wide, half * drawn_travel / (1.1 * gap),
+                                     half * raw_travel / (0.25 * gap)))
 
     def pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
@@ -237,11 +254,28 @@ class WarpField:
         rel = points - self.pivot
         return self.pivot + scale[:, None, None] * (rel @ rot.transpose(1, 2)) + shift[:, None, :]
 
-    def point_motion(self, expression: torch.Tensor) -> torch.Tensor:
+    def point_motion(self, expression: torch.Tensor, gaze: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V, 3) mesh point motion of (B, E) expressions, against the photo's own (the
-        eyelids drawn by the curve that makes them read back as asked, ``eyes.LID_CURVE``)."""
+        eyelids drawn by the curve that makes them read back as asked, ``eyes.LID_CURVE``),
+        with the upper lids following a look up or down when ``gaze`` (B, 2) is given."""
         change = drawn_lids(expression) - self._source_drawn
+        if gaze is not None:
+            change = change + self._lids_following(gaze)
         return torch.einsum("be,evc->bvc", change, self.rig)
+
+    def _lids_following(self, gaze: torch.Tensor) -> torch.Tensor:
+        """(B, E) coefficient changes that move each upper lid with the iris's drawn vertical
+        shift (``eyes.drawn_gaze``): a real upper lid rides on the eyeball, so a look down
+        lowers it with the iris (eyeBlink) and a look up lifts it (eyeWide), by LID_FOLLOW of
+        the iris's shift; still lids over a moving iris read as a stare or rolled-up eyes."""
+        pitch = drawn_gaze(gaze.detach().cpu().numpy().astype(np.float64) - self._source_gaze)[:, 1]
+        shift = LID_FOLLOW * (np.sin(np.deg2rad(self._source_gaze[1] + pitch))
+                              - np.sin(np.deg2rad(self._source_gaze[1])))
+        out = np.zeros((len(shift), self.rig.shape[0]))
+        for blink, wide, per_sine_down, per_sine_up in self._lid_follow:
+            out[:, blink] = per_sine_down * np.clip(-shift, 0.0, None)
+            out[:, wide] = per_sine_up * np.clip(shift, 0.0, None)
+        return torch.as_tensor(out, dtype=self.rig.dtype, device=self.rig.device)
 
     def forward(self, point_motion: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor,
                 shift: torch.Tensor) -> torch.Tensor:
@@ -256,6 +290,13 @@ class WarpField:
         rigid = turn @ (self.points - self.pivot[:, None] + dense) + shift[:, :2, None]
         forward = torch.addcmul(dense[:, :2], self.head_weight, rigid)  # (B, 2, P)
         return forward.view(b, 2, *self.cells)
+
+
+# The share of the iris's vertical shift the renderer moves the upper lids by. A real upper lid
+# follows the eyeball about one for one, but motion read off real faces already carries part of
+# it in eyeBlink (lids read 0.025 more closed per degree the gaze reads lower, realdata median;
+# about a third of the eyeball's share once both are drawn through their curves).
+LID_FOLLOW = 0.7
 
 
 def lids_closing_as_drawn(rig: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
