@@ -40,6 +40,11 @@ EDGE_FADE = 0.4  # motion fades to zero this close to the canvas edge, inter-ocu
 FIELD_STRIDE = 2  # the motion field is computed on cells of this many pixels a side
 MAX_DEPTH_SLOPE = 1.5  # steepest depth change per pixel across the image: no fold below ~30 deg
 SEAM_OPEN = 0.02  # the lips' seam, rasterized this far open each way (inter-ocular distances)
+# The share of the iris's vertical shift the renderer moves the upper lids by. A real upper lid
+# follows the eyeball about one for one, but motion read off real faces already carries part of
+# it in eyeBlink (lids read 0.025 more closed per degree the gaze reads lower, realdata median;
+# about a third of the eyeball's share once both are drawn through their curves).
+LID_FOLLOW = 0.7
 
 
 def extend_smoothly(values: np.ndarray, known: np.ndarray, near: float, far: float) -> np.ndarray:
@@ -290,13 +295,6 @@ class WarpField:
         rigid = turn @ (self.points - self.pivot[:, None] + dense) + shift[:, :2, None]
         forward = torch.addcmul(dense[:, :2], self.head_weight, rigid)  # (B, 2, P)
         return forward.view(b, 2, *self.cells)
-
-
-# The share of the iris's vertical shift the renderer moves the upper lids by. A real upper lid
-# follows the eyeball about one for one, but motion read off real faces already carries part of
-# it in eyeBlink (lids read 0.025 more closed per degree the gaze reads lower, realdata median;
-# about a third of the eyeball's share once both are drawn through their curves).
-LID_FOLLOW = 0.7
 
 
 def lids_closing_as_drawn(rig: np.ndarray, source_expression: np.ndarray) -> np.ndarray:
