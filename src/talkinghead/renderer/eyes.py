@@ -16,13 +16,14 @@ from talkinghead.renderer.resample import interp
 EYE_OPEN_MARGIN = 0.004  # visible opening beyond the mesh's lid contours, inter-ocular distances
 EYE_LID_MARGIN = 0.02  # how far beyond them the photo's eyeball may still show through
 LID_MIX = 0.8  # opacity of the lash line along a closed lid's seam
+SHUT_FROM = 0.6  # share of a lid's travel from which the seam's lash line starts to show
 LUMA = np.array([0.299, 0.587, 0.114])
 # Eyelid curve: (reading asked for, level drawn) for each eyeBlink coefficient. The extractor
 # reads a real shut eye well short of 1 (the face mesh keeps a gap between closed lids), and
 # that is what the motion generator learns; drawn as it comes, such a lid is left half open.
 # Measured by bench/lidcurve.py (realdata train videos, devdata portraits): the level that
 # reads back as asked, with what a real shut eye reads drawn shut. Linear below 0.
-LID_CURVE: tuple[tuple[float, float], ...] = ((0.00, 0.00), (0.19, 0.43), (0.37, 0.71), (0.56, 0.80),
+LID_CURVE: tuple[tuple[float, float], ...] = ((0.00, 0.00), (0.19, 0.36), (0.37, 0.67), (0.56, 0.80),
                                              (0.74, 1.00), (1.00, 1.00))
 BLINKS = (expression_index("eyeBlinkLeft"), expression_index("eyeBlinkRight"))
 # Gaze curves: (change asked for, change drawn), degrees from the photo's own gaze, per axis.
@@ -279,6 +280,13 @@ class EyePainter:
             opening = opening * photo[:, 0]
             closing = 1.0 - open_share
             lid_alpha = (2.0 * photo[:, 1]).clamp(max=1.0) * (1.0 - opening) * smoothstep(0.0, 0.3, closing)
+            # Below the lower lid's line the photo's own lower lid stays until the eye is nearly
+            # shut (then the seam's lash line and skin cover the last of the eyeball there):
+            # painted earlier, a half-closed eye got a dark outline underneath, an eyeliner.
+            near_shut = smoothstep(SHUT_FROM, 0.95, closing)  # (B, 1)
+            lower_v = line(lower)
+            below = smoothstep(-0.5, 0.5, v - lower_v)
+            lid_alpha = lid_alpha * (1.0 - below * (1.0 - near_shut))
             region = patch[:, :, y0:y1, x0:x1].reshape(b, 3, -1)
             # The lid skin continues the warped lid just above the seam.
             # Averaged over a few nearby points so that thin lashes above do not come down
@@ -293,7 +301,10 @@ class EyePainter:
                     ) * (2.0 / box_size) - 1.0
             skin = F.grid_sample(region.view(b, 3, y1 - y0, x1 - x0), grid, mode="bilinear",
                                  padding_mode="border", align_corners=False).mean(dim=2)  # (B, 3, N)
-            lash = LID_MIX * torch.exp(-((v - line(lower)) / (0.007 * unit)).square())
+            # Lashes line the lid's edge: the seam once shut, the upper lid's edge on the way
+            # (without it, the skin copied down from above showed as a pale band over the iris).
+            lash = LID_MIX * torch.maximum(near_shut * torch.exp(-((v - lower_v) / (0.007 * unit)).square()),
+                                           torch.exp(-((v - top) / (0.01 * unit)).square()))
             colour = region + lid_alpha[:, None] * (skin + lash[:, None] * (self.lash - skin) - region)
             colour = colour + opening[:, None] * (eye_colour - colour)
             strength = smoothstep(0.2, 1.0, torch.maximum(lid_change, shift.norm(dim=-1)[:, 0]))
