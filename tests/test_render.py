@@ -165,7 +165,11 @@ def test_a_blink_shuts_an_eye_the_photo_shows_half_closed(encoded):
 def test_a_shut_lid_folds_its_lashes_onto_the_seam(encoded, renderer):
     """The lash band just above the upper lid contour comes down with a blink to the lower
     lid, not a band's height above it (a shut eye drawn as two dark lines round an almond)."""
-    from talkinghead.models.rig import LID_FOLD, _contour_y
+    from talkinghead.models.rig import LID_FOLD
+
+    def contour_y(contour: np.ndarray, x: np.ndarray) -> np.ndarray:
+        order = np.argsort(contour[:, 0])
+        return np.interp(x, contour[order, 0], contour[order, 1])
 
     appearance, source = encoded
     head = appearance.head
@@ -175,11 +179,11 @@ def test_a_shut_lid_folds_its_lashes_onto_the_seam(encoded, renderer):
     before, after = (head.to_head(m) for m in mesh)
     for upper, lower in ((fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER), (fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)):
         up = before[list(upper)]
-        above = _contour_y(up[:, :2], before[:, 0]) - before[:, 1]
+        above = contour_y(up[:, :2], before[:, 0]) - before[:, 1]
         centre = up[:, 0].mean()
         band = np.flatnonzero((above > 0.01) & (above < LID_FOLD) & (np.abs(before[:, 0] - centre) < 0.2))
         assert len(band) >= 2
-        seam = _contour_y(after[list(lower), :2], after[band, 0])
+        seam = contour_y(after[list(lower), :2], after[band, 0])
         # Within 0.015 inter-ocular distances of the seam (0.05 without the fold).
         assert np.all(np.abs(seam - after[band, 1]) < 0.015), seam - after[band, 1]
 
