@@ -26,9 +26,7 @@ from talkinghead.controls import Controls
 from talkinghead.errors import InputError
 from talkinghead.motion import SPEECH_RANGE_DB
 from talkinghead.motionspace import EXPRESSION_NAMES, MOTION_NAMES, POSE_NAMES, MotionSequence
-from talkinghead.motionstats import BLINK
-
-GAZE_COLUMNS = [MOTION_NAMES.index("gazeYaw"), MOTION_NAMES.index("gazePitch")]
+from talkinghead.motionstats import BLINK, GAZE
 
 if TYPE_CHECKING:
     from talkinghead.models.motion_dit import MotionDiT
@@ -166,7 +164,7 @@ class MotionGenerator:
         # held on its target, the network still drifts to a side that depends on the emotion
         # condition (yaw -6 degrees neutral, +5 angry, measured on val audio). The streaming
         # engine holds it the same way over its last frames.
-        out[:, GAZE_COLUMNS] -= out[:, GAZE_COLUMNS].mean(axis=0)
+        out[:, GAZE] -= out[:, GAZE].mean(axis=0)
         return self.denormalise(out)
 
     def denormalise(self, motion: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from talkinghead.motionspace import EXPRESSION_NAMES, POSE_NAMES
 JAW = len(POSE_NAMES) + EXPRESSION_NAMES.index("jawOpen")
 BLINK = (len(POSE_NAMES) + EXPRESSION_NAMES.index("eyeBlinkLeft"),
          len(POSE_NAMES) + EXPRESSION_NAMES.index("eyeBlinkRight"))
-GAZE = (len(POSE_NAMES) + len(EXPRESSION_NAMES), len(POSE_NAMES) + len(EXPRESSION_NAMES) + 1)
+GAZE = [len(POSE_NAMES) + len(EXPRESSION_NAMES), len(POSE_NAMES) + len(EXPRESSION_NAMES) + 1]  # yaw, pitch
 WINDOW_CHANNELS = ("jawOpen", "mouthFunnel", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
 AXES = ("yaw", "pitch", "roll")
 FAST_SIGMA_S = 0.12  # the head's quick movements: what a Gaussian of this width smooths away

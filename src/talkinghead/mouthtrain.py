@@ -81,17 +81,29 @@ class MouthPairs:
         return self.usable[self.gaps[self.usable] > OPEN_GAP]
 
 
-def crops_of(frames: np.ndarray, vertices: torch.Tensor, unit: torch.Tensor
-             ) -> tuple[np.ndarray, np.ndarray]:
+def crops_of(frames: np.ndarray, vertices: torch.Tensor, unit: torch.Tensor,
+             placement: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(B, H, W, 3) uint8 canonical crops of (B, h, w, 3) uint8 ``frames`` placed by their
-    (B, V, 3) mesh ``vertices``, and (B, H, W) uint8 the mesh's mouth opening (``unit``: (B, 1)
-    pixels per inter-ocular distance)."""
-    placement = mn.crop_placement(vertices)
+    (B, V, 3) mesh ``vertices`` (or the ``placement`` already made from them), and (B, H, W)
+    uint8 the mesh's mouth opening (``unit``: (B, 1) pixels per inter-ocular distance)."""
+    placement = mn.crop_placement(vertices) if placement is None else placement
+    return image_crops(frames, placement), mask_bytes(vertices, unit, placement)
+
+
+def _bytes(x: torch.Tensor) -> np.ndarray:
+    return (x * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+
+
+def image_crops(frames: np.ndarray, placement: torch.Tensor) -> np.ndarray:
+    """(B, H, W, 3) uint8 canonical crops of (B, h, w, 3) uint8 ``frames`` at ``placement``."""
     image = torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255.0
-    crops = mn.sample_crop(image, placement)
-    masks = mn.opening_mask(vertices, unit, placement)[:, 0]
-    as_bytes = lambda x: (x * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()  # noqa: E731
-    return as_bytes(crops.permute(0, 2, 3, 1)), as_bytes(masks)
+    return _bytes(mn.sample_crop(image, placement).permute(0, 2, 3, 1))
+
+
+def mask_bytes(points: torch.Tensor, unit: torch.Tensor, placement: torch.Tensor) -> np.ndarray:
+    """(B, H, W) uint8 the mouth opening of (B, V, 2 or 3) mesh or tracked ``points`` in the
+    crop at ``placement``."""
+    return _bytes(mn.opening_mask(points, unit, placement)[:, 0])
 
 
 def video_pairs(video: Path) -> MouthPairs:
@@ -139,15 +151,15 @@ def video_pairs(video: Path) -> MouthPairs:
             part, ts = motion.frames(1 + start, 1 + start + 8), targets[start : start + 8]
             vertices = renderer.mesh(part)
             unit = renderer.iod * renderer.pose_transform(torch.as_tensor(part.pose))[1][:, None]
-            rendered, masks = crops_of(renderer.render(part), vertices, unit)
-            real, _ = crops_of(np.ascontiguousarray(frames[ts, :h, :w]), vertices, unit)
+            placement = mn.crop_placement(vertices)
+            rendered, masks = crops_of(renderer.render(part), vertices, unit, placement)
+            real = image_crops(np.ascontiguousarray(frames[ts, :h, :w]), placement)
             real_lm = torch.as_tensor(lm[ts], dtype=torch.float32)
             real_unit = (real_lm[:, 263, :2] - real_lm[:, 33, :2]).norm(dim=-1, keepdim=True)
-            placement = mn.crop_placement(vertices)
-            real_masks = (mn.opening_mask(real_lm, real_unit, placement)[:, 0] * 255.0 + 0.5).to(torch.uint8)
-            gaps = (real_lm[:, 14, :2] - real_lm[:, 13, :2]).norm(dim=-1) / real_unit[:, 0]
+            real_masks = mask_bytes(real_lm, real_unit, placement)
+            gaps = mn.lips_apart(real_lm, real_unit)[:, 0]
             source_index = np.full(len(ts), len(photos) - 1)
-            values = (rendered, masks, real, real_masks.numpy(), source_index, gaps.numpy())
+            values = (rendered, masks, real, real_masks, source_index, gaps.numpy())
             for key, value in zip(keys, values, strict=True):
                 parts[key].append(value)
     if not photos:

@@ -33,9 +33,10 @@ from talkinghead.audio import SAMPLE_RATE, AudioFeatures, FeatureStream, PhoneSt
 from talkinghead.config import SampleOptions
 from talkinghead.controls import Controls, apply_controls
 from talkinghead.errors import InputError
-from talkinghead.generator import GAZE_COLUMNS, AudioLevels, WindowSampler, around_source, audio_conditioning
+from talkinghead.generator import AudioLevels, WindowSampler, around_source, audio_conditioning
 from talkinghead.motion import SPEECH_RANGE_DB
 from talkinghead.motionspace import MotionSequence
+from talkinghead.motionstats import GAZE
 
 if TYPE_CHECKING:
     from talkinghead.generator import MotionGenerator
@@ -122,7 +123,7 @@ class MotionStream:
         self._heard = 0  # samples fed to the phone decoder
         self.committed = 0  # frames at the generator's rate
         self._history = np.zeros((0, generator.model.config.motion_dim), np.float32)  # committed
-        self._gaze = GAZE_COLUMNS
+        self._gaze = list(GAZE)
         self._made = np.zeros((0, generator.model.config.motion_dim))  # frames [_made_from, committed)
         self._made_from = 0
         self.emitted = 0  # frames at the output rate

@@ -50,6 +50,14 @@ def drawn_gaze(change: np.ndarray) -> np.ndarray:
     return out
 
 
+def drawn_sines(gaze: torch.Tensor, source_gaze: np.ndarray) -> np.ndarray:
+    """(B, 2) the change of the sines of yaw and pitch from the photo's ``source_gaze`` (2,)
+    (degrees) to (B, 2) ``gaze`` drawn through GAZE_CURVE: times the eye's half-width, the
+    iris's shift, as ``encode.estimate_gaze`` reads gaze."""
+    change = drawn_gaze(gaze.detach().cpu().numpy().astype(np.float64) - source_gaze)
+    return np.sin(np.deg2rad(source_gaze + change)) - np.sin(np.deg2rad(source_gaze))
+
+
 def drawn_lids(expression: torch.Tensor) -> torch.Tensor:
     """(..., E) expressions with each eyeBlink coefficient mapped through LID_CURVE."""
     asked, level = (np.array(column, dtype=np.float64) for column in zip(*LID_CURVE, strict=True))
@@ -180,7 +188,6 @@ class EyePainter:
         self.texture = torch.as_tensor(texture, **f32).permute(2, 0, 1)[None]  # (1, 9, bh, bw)
         self.box_origin = torch.tensor([bx0, by0], **f32)
         self.box_scale = torch.tensor([2.0 / bw, 2.0 / bh], **f32)
-        self.lid = torch.as_tensor(lid_colour, **f32).view(1, 3, 1)
         self.lash = torch.as_tensor(lash_colour, **f32).view(1, 3, 1)
         self.contours = [(torch.as_tensor(up, device=device), torch.as_tensor(lo, device=device))
                          for up, lo, _ in self.sides]
@@ -203,10 +210,8 @@ class EyePainter:
         # Iris shift in the photo, as ``encode.estimate_gaze`` reads gaze: eye half-width
         # times the sine of the angle, along the head's x and (upward) y axes; the change
         # from the photo's gaze drawn through GAZE_CURVE.
-        source = self.source_gaze
-        change = drawn_gaze(gaze.detach().cpu().numpy().astype(np.float64) - source)
-        sines = torch.as_tensor(np.sin(np.deg2rad(source + change)) - np.sin(np.deg2rad(source)),
-                                dtype=torch.float32, device=self.device)  # (B, 2)
+        sines = torch.as_tensor(drawn_sines(gaze, self.source_gaze), dtype=torch.float32,
+                                device=self.device)  # (B, 2)
         most_shift = max(self.eye_radius) * self.iod * sines.abs().sum(dim=1)  # bounds the iris shift
         if not bool((torch.maximum(lid_change, most_shift) > 0.2).any()):
             return patch  # nothing changed enough to paint (see ``strength`` below)

@@ -27,7 +27,7 @@ from talkinghead.encode import Appearance
 from talkinghead.models import facemesh as fm
 from talkinghead.models.rig import lid_fold, smoothstep
 from talkinghead.motionspace import MotionSequence, expression_index
-from talkinghead.renderer.eyes import BLINKS, drawn_gaze, drawn_lids
+from talkinghead.renderer.eyes import BLINKS, drawn_lids, drawn_sines
 from talkinghead.renderer.layers import BACKGROUND, joined_to
 from talkinghead.renderer.mesh import closed_mesh, project_to_polyline, rasterize, rotations
 
@@ -224,7 +224,8 @@ class WarpField:
         self.source_expression = torch.as_tensor(source.expression[0], **f32)
         self._source_drawn = drawn_lids(self.source_expression)  # the photo's lids, as drawn
         head = appearance.head
-        fold = lid_fold(head.to_head(appearance.vertices), source.expression[0]) @ head.rotation.T * head.iod
+        v = head.to_head(appearance.vertices)
+        fold = lid_fold(v, source.expression[0]) @ head.rotation.T * head.iod
         self.rig = torch.as_tensor(lids_closing_as_drawn(appearance.rig + fold.astype(np.float32),
                                                          source.expression[0]), **f32)
         # How much of each lid's coefficient moves its lid by the iris's shift: half the eye's
@@ -232,9 +233,8 @@ class WarpField:
         # 1.1 of the open gap over the drawn remaining travel for eyeBlink, a quarter of it
         # over the remaining travel for eyeWide).
         self._source_gaze = source.gaze[0].astype(np.float64)
-        drawn = drawn_lids(torch.as_tensor(source.expression[:1]))[0].numpy()
+        drawn = self._source_drawn.numpy()
         self._lid_follow = []
-        v = head.to_head(appearance.vertices)
         for side, (upper, lower) in {"Left": (fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER),
                                      "Right": (fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)}.items():
             half = 0.5 * float(np.linalg.norm(v[upper[-1], :2] - v[upper[0], :2]))
@@ -273,9 +273,7 @@ class WarpField:
         shift (``eyes.drawn_gaze``): a real upper lid rides on the eyeball, so a look down
         lowers it with the iris (eyeBlink) and a look up lifts it (eyeWide), by LID_FOLLOW of
         the iris's shift; still lids over a moving iris read as a stare or rolled-up eyes."""
-        pitch = drawn_gaze(gaze.detach().cpu().numpy().astype(np.float64) - self._source_gaze)[:, 1]
-        shift = LID_FOLLOW * (np.sin(np.deg2rad(self._source_gaze[1] + pitch))
-                              - np.sin(np.deg2rad(self._source_gaze[1])))
+        shift = LID_FOLLOW * drawn_sines(gaze, self._source_gaze)[:, 1]
         out = np.zeros((len(shift), self.rig.shape[0]))
         for blink, wide, per_sine_down, per_sine_up in self._lid_follow:
             out[:, blink] = per_sine_down * np.clip(-shift, 0.0, None)

@@ -33,14 +33,19 @@ WEIGHTS_FILE = "mouth_net.safetensors"
 MANIFEST_FILE = "MANIFEST.json"  # as the motion weights'
 
 
+def lips_apart(points: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
+    """(B, 1) the lips apart at the middle of (B, V, 2 or 3) mesh or tracked ``points``, in
+    inter-ocular distances (``unit``: (B, 1) pixels per inter-ocular distance)."""
+    return (points[:, 14, :2] - points[:, 13, :2]).norm(dim=-1, keepdim=True) / unit
+
+
 def opening_polygon(vertices: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
     """(B, K, 2) pixels: the mouth opening of (B, V, 3) mesh ``vertices``, ``unit`` (B, 1)
     pixels per inter-ocular distance. The mesh's inner lip corners sit inside the visible
     commissures, and an opening jaw drags the skin between them into pale wedges: as the lips
     part the opening reaches out over them (CORNER_REACH of the way to the outer corners)."""
     poly = vertices[:, list(fm.inner_lip_polygon()), :2].clone()
-    gap_mid = (vertices[:, 14, :2] - vertices[:, 13, :2]).norm(dim=-1, keepdim=True) / unit
-    reach = (CORNER_REACH * smoothstep(0.02, 0.12, gap_mid))[..., None]  # (B, 1, 1)
+    reach = (CORNER_REACH * smoothstep(0.02, 0.12, lips_apart(vertices, unit)))[..., None]  # (B, 1, 1)
     corners = vertices[:, [fm.MOUTH_CORNER_RIGHT, fm.MOUTH_CORNER_LEFT], :2]
     ends = [0, len(fm.LIPS_UPPER_INNER) - 1]
     poly[:, ends] = poly[:, ends] + reach * (corners - poly[:, ends])
