@@ -3,13 +3,17 @@ audio of real videos against those videos' own motion, in the motion space (no r
 
     python bench/spread.py [--weights weights] [--realdata ../shared/realdata] [--split train]
                            [--cache out/video-cache] [--steps 8,16,32] [--eta 0,1] [--cfg 1,1.5]
+                           [--draws 1]
 
 For each sampler setting (steps x eta x audio guidance), the median over the split's videos of
 the ratio sampled / real of: yaw, pitch, roll sd, rotation per frame, jaw sd, gaze yaw and
 pitch sd, blinks per minute and blink length (at half closure; over the videos that blink),
 and the lip lag
-(sampled minus real, ms). The split's motion and audio conditioning come from
-``train.cached_video_motion`` (the project's own encoder and audio front end).
+(sampled minus real, ms). Each video draws its own noise (seed: its index in the split, plus
+1000 per further draw; ``--draws`` N averages each video's statistics over N draws): one seed
+for every video would give every clip the same noise, so that its blinks, for one, fall at the
+same moments in every clip and the figures are those of one draw. The split's motion and
+audio conditioning come from ``train.cached_video_motion`` (the project's own encoder and audio front end).
 """
 
 from __future__ import annotations
@@ -36,6 +40,15 @@ KEYS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "jaw_std", "gaze_y
 SPEECH_ENERGY = 81  # column of audio_conditioning: speech-band energy
 
 
+def mean_statistics(draws: list[dict]) -> dict:
+    """Each statistic's mean over the draws that have it (None where none has)."""
+    out = {}
+    for key in draws[0]:
+        values = [d[key] for d in draws if d[key] is not None]
+        out[key] = float(np.mean(values)) if values else None
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=ROOT / "weights")
@@ -45,6 +58,7 @@ def main() -> None:
     parser.add_argument("--steps", default="8,16,32")
     parser.add_argument("--eta", default="0,1")
     parser.add_argument("--cfg", default="1.5")
+    parser.add_argument("--draws", type=int, default=1, help="noise draws per video")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,9 +78,10 @@ def main() -> None:
     for steps, eta, cfg in grid:
         options = SampleOptions(steps=steps, eta=eta, cfg_audio=cfg)
         ratios, lags = {k: [] for k in KEYS}, []
-        for (_, audio), truth in zip(clips, real, strict=True):
-            sampled = generator.sample_conditioning(audio, Controls(), seed=0, options=options)
-            stats = clip_statistics(sampled, TRAIN_FPS, audio[:, SPEECH_ENERGY])
+        for i, ((_, audio), truth) in enumerate(zip(clips, real, strict=True)):
+            draws = [generator.sample_conditioning(audio, Controls(), seed=1000 * d + i, options=options)
+                     for d in range(args.draws)]
+            stats = mean_statistics([clip_statistics(m, TRAIN_FPS, audio[:, SPEECH_ENERGY]) for m in draws])
             for k in KEYS:
                 if stats[k] is not None and truth[k]:  # clips without a real blink have no ratio
                     ratios[k].append(stats[k] / truth[k])
