@@ -141,3 +141,47 @@ def test_the_readmes_streaming_example_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[:2] == ["frame 0 at 0.00 s: (256, 256, 3)",
                                             "frame 100 at 4.00 s: (256, 256, 3)"]
+
+
+@pytest.mark.slow
+def test_the_motion_thread_stops_with_the_stream_and_passes_on_errors(photo, clip):
+    """The engine makes motion on a thread of its own: closing the stream early stops it
+    (fed endlessly, it would read for ever), an error in the audio source reaches the caller,
+    and the caller's torch thread count is left as it was."""
+    import threading
+    import time
+
+    import torch
+
+    avatar = talkinghead.Avatar.from_photo(photo, size=64)
+    chunk = clip.samples[:1600]
+    taken = []
+
+    def endless():
+        while True:
+            taken.append(1)
+            yield chunk
+
+    def running() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "talkinghead-motion"]
+
+    threads = torch.get_num_threads()
+    stream = avatar.stream(endless())
+    next(stream)
+    assert running()
+    stream.close()
+    for thread in running():
+        thread.join(timeout=5)
+    assert not running()
+    count = len(taken)
+    time.sleep(0.3)
+    assert len(taken) == count  # nothing reads the source any more
+    assert torch.get_num_threads() == threads
+
+    def failing():
+        yield chunk
+        raise OSError("the microphone went away")
+
+    with pytest.raises(OSError, match="microphone"):
+        list(avatar.stream(failing()))
+    assert not running()

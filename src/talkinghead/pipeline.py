@@ -412,10 +412,11 @@ def render_live(setup: PhotoSetup, audio: Iterable[np.ndarray], pcm_rate: int, c
         if heard / pcm_rate < MIN_DURATION:
             raise InputError(None, f"audio is too short ({heard / pcm_rate:.3f} s; need {MIN_DURATION} s)")
     watch.lap("mux")
+    # The engine's stages ran on its own thread beside the renderer (``stream_batches``): each
+    # stage's own seconds, which may add up to more than the wall time. What this thread spent
+    # waiting for motion is no stage's.
     for stage, seconds in engine.items():
-        if stage != "render":
-            watch.times["render"] = watch.times.get("render", 0.0) - seconds
-            watch.times[stage] = watch.times.get(stage, 0.0) + seconds
+        watch.times[stage] = seconds if stage == "render" else watch.times.get(stage, 0.0) + seconds
     return RenderResult(output=target, frames=writer.frames_written, fps=config.fps,
                         width=setup.decoder.width, height=setup.decoder.height,
                         audio_seconds=heard / pcm_rate, seconds=time.perf_counter() - watch.started,

@@ -308,33 +308,124 @@ def stream_batches(motion: MotionStream, decoder: Decoder, audio: Iterable[np.nd
                    seconds: dict[str, float] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Stage 6 over the motion stream: (index of the first frame, (B, H, W, 3) uint8 frames),
     rendered as soon as their motion is final, from 16 kHz mono ``audio`` pieces. Seconds
-    spent go to ``seconds`` by stage: audio, phones, motion (the engine's), render."""
+    spent go to ``seconds`` by stage: audio, phones, motion (the engine's), render.
+
+    The audio is read and the motion made on a second thread (``_MotionThread``) while this one
+    renders: the next window is sampled while the last one's frames are drawn, so the stream
+    keeps up with real-time audio on two cores (one after the other, the two stages took
+    about 40 ms a frame, a real-time stream's whole budget). The frames are the same either way."""
+    import os
+
+    import torch
+
     from talkinghead.provenance import watermark as draw_watermark
 
     seconds = {} if seconds is None else seconds
-
-    def render(windows: list[MotionSequence]) -> Iterator[tuple[int, np.ndarray]]:
-        # Batches never span two windows: the renderer's rounding can differ by one level
-        # with the batch, and the windows are the same whatever the chunking.
-        first = motion.emitted - sum(made.n_frames for made in windows)
+    made_so_far = 0
+    # The motion thread takes one core; the renderer keeps the rest (a thread over the cores
+    # made both stages several times slower: 23 frames/s against 33 on 2 cores, measured).
+    caller = torch.get_num_threads()
+    threads = max(1, min(caller, (os.cpu_count() or 1) - 1))
+    with _MotionThread(motion, audio, seconds) as windows:
         for made in windows:
-            for start in range(0, made.n_frames, batch_size):
+            # Batches never span two windows: the renderer's rounding can differ by one level
+            # with the batch, and the windows are the same whatever the chunking.
+            # The very first frame goes out alone: it is the one a listener waits for.
+            starts = [0, *range(1, made.n_frames, batch_size)] if made_so_far == 0 else \
+                list(range(0, made.n_frames, batch_size))
+            for start, end in zip(starts, [*starts[1:], made.n_frames], strict=True):
                 clock = time.perf_counter()
-                images = decoder.render(made.frames(start, start + batch_size))
+                torch.set_num_threads(threads)  # this thread's own setting, back for the caller
+                try:
+                    images = decoder.render(made.frames(start, end))
+                finally:
+                    torch.set_num_threads(caller)
                 if watermark:
                     draw_watermark(images, watermark)
                 seconds["render"] = seconds.get("render", 0.0) + time.perf_counter() - clock
-                yield first + start, images
-            first += made.n_frames
+                yield made_so_far + start, images
+            made_so_far += made.n_frames
 
-    def timed(step, *args) -> list[MotionSequence]:
-        before = dict(motion.seconds)
+
+class _MotionThread:
+    """Iterates the motion windows of ``audio`` made by ``motion`` on a thread of its own (with
+    one torch thread: a window's matrices are too small to share), at most AHEAD windows ahead
+    of the caller. Errors on that thread (bad audio, a failing source) are raised to the
+    caller. Leaving the ``with`` block early stops the thread once its current step is done; a
+    thread still waiting for the source's next chunk after STOP_WAIT seconds is left to end
+    there (it is a daemon, and takes no further step)."""
+
+    DONE = object()
+    AHEAD = 4
+    STOP_WAIT = 0.5
+
+    def __init__(self, motion: MotionStream, audio: Iterable[np.ndarray], seconds: dict[str, float]) -> None:
+        import queue
+        import threading
+
+        self._motion, self._audio, self._seconds = motion, audio, seconds
+        self._queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="talkinghead-motion", daemon=True)
+
+    def __enter__(self) -> Iterator[MotionSequence]:
+        self._thread.start()
+        return self._windows()
+
+    def __exit__(self, *exc: object) -> None:
+        import queue
+
+        self._stop.set()
+        deadline = time.perf_counter() + self.STOP_WAIT
+        while self._thread.is_alive() and time.perf_counter() < deadline:
+            try:  # make room for a window being handed over
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(timeout=0.02)
+
+    def _windows(self) -> Iterator[MotionSequence]:
+        while True:
+            item = self._queue.get()
+            if item is self.DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _run(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # this thread's own setting; the renderer keeps the caller's
+        try:
+            for samples in self._audio:
+                if self._stop.is_set():
+                    return
+                if len(samples):
+                    self._hand_over(self._timed(self._motion.push, samples))
+            self._hand_over(self._timed(self._motion.finish))
+            self._put(self.DONE)
+        except BaseException as error:
+            self._put(error)
+
+    def _timed(self, step, *args) -> list[MotionSequence]:
+        before = dict(self._motion.seconds)
         made = step(*args)
-        for stage, value in motion.seconds.items():
-            seconds[stage] = seconds.get(stage, 0.0) + value - before.get(stage, 0.0)
+        for stage, value in self._motion.seconds.items():
+            self._seconds[stage] = self._seconds.get(stage, 0.0) + value - before.get(stage, 0.0)
         return made
 
-    for samples in audio:
-        if len(samples):
-            yield from render(timed(motion.push, samples))
-    yield from render(timed(motion.finish))
+    def _hand_over(self, windows: list[MotionSequence]) -> None:
+        for window in windows:
+            self._put(window)
+
+    def _put(self, item: object) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
