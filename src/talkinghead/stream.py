@@ -51,14 +51,22 @@ ANCHOR_FRAMES = 100  # the generated gaze's mean is held at the network's own ov
 
 @dataclass(frozen=True)
 class StreamTiming:
-    """When the engine commits motion, in frames at the generator's rate."""
+    """When the engine commits motion, in frames at the generator's rate.
+
+    A window is ``back + stride + lookahead + pad`` frames long (25), and its cost grows with
+    that. Measured on 8 realdata train clips (streamed motion against the whole-clip
+    sampler's; 2026-12-03): back 12 and pad 6 instead of 20 and 12 sample 40% fewer frames
+    with no loss (jaw-loudness correlation 0.66 vs 0.65, head acceleration 0.26 vs 0.29
+    deg/frame^2, roll sd 2.4 vs 2.9 deg; whole clip: 0.66, 0.13, 1.9); a lookahead of 2
+    frames weakens the lips (0.60-0.63), 12 sampler steps too (0.61), 8 and 4 frames back and
+    past are within noise (0.64)."""
 
     stride: int = 5  # frames committed per diffusion window (200 ms at 25 fps)
     lookahead: int = 3  # frames of audio heard past the last committed frame (120 ms)
     history: int = 750  # frames the conditioning's levels are measured over (30 s)
-    pad: int = 12  # frames past the lookahead the window holds (its last audio frame repeated)
+    pad: int = 6  # frames past the lookahead the window holds (its last audio frame repeated)
     fade: bool = True  # the first lookahead frames cross-fade from the previous window's guess
-    back: int = 20  # frames before the committed ones each window redraws (and does not commit)
+    back: int = 12  # frames before the committed ones each window redraws (and does not commit)
 
     @property
     def window(self) -> int:
