@@ -2,14 +2,18 @@
 
     python bench/realism.py [--realdata ../shared/realdata] [--split val] [--out out/realism]
                             [--generators baseline=baseline,shipped=weights] [--size 256]
-                            [--only r03,r19] [--reuse] [--sheet] [--traces docs/x.png]
+                            [--only r03,r19] [--reuse] [--draws 3] [--sheet] [--traces docs/x.png]
                             [--retargeted docs/y.jpg] [--retargeted-videos r03,r04]
 
 For each video of the split: frame 0 becomes the photo, the video's own sound the speech;
 each generator (``label=baseline`` for the rule-based motion, ``label=DIR`` for diffusion
 weights in DIR, ``label=DIR@steps=8+eta=0`` for them with other sampler settings,
 ``label=reenact`` for the video's own extracted motion: the ceiling the renderer and the
-instruments allow) renders it with seed 0. The real video and every
+instruments allow) renders it with the video's own seed, its index in the split (one seed for
+every video would give every render the same noise: the same blink moments, for one, and
+figures of one draw; ``bench/spread.py``); ``--draws N`` renders it N times (seeds + 1000 per
+draw) and takes the means (11 videos of one draw each move a median by up to 0.3 from seed
+to seed). The real video and every
 render are measured by the same instruments: ``talkinghead eval`` (head pose sd, rotation
 per frame, mouth-opening sd, best lip lag, vowel/bilabial AUC at lag 0, blinks, jitter) and the motion encoder
 (``extract_motion``), whose 2 s windows of pose and expression spread and speed give a
@@ -82,17 +86,23 @@ def measure(video: Path, audio: Path, cache: Path) -> dict:
     return result
 
 
-def make_render(spec: str, photo: Path, video: Path, out: Path, size: int) -> None:
+def mean_of(values) -> float | None:
+    """The mean of the values that are not None (None if none is)."""
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def make_render(spec: str, photo: Path, video: Path, out: Path, size: int, seed: int) -> None:
     """Render ``photo`` speaking ``video``'s sound with the generator ``spec`` (see the module doc)."""
     if spec == "reenact":
-        reenact(photo, video, out, RenderConfig(device="cpu", size=size, seed=0), force=True)
+        reenact(photo, video, out, RenderConfig(device="cpu", size=size, seed=seed), force=True)
         return
     spec, _, sampler = spec.partition("@")  # DIR@steps=8+eta=0: other sampler settings
     options = SampleOptions(**{k: type(getattr(SampleOptions(), k))(v) for k, v in
                                (item.split("=") for item in sampler.split("+") if item)})
     config = RenderConfig(motion="baseline" if spec == "baseline" else "diffusion",
                           weights=Path(spec) if spec != "baseline" else RenderConfig().weights,
-                          device="cpu", size=size, seed=0, sampler=options)
+                          device="cpu", size=size, seed=seed, sampler=options)
     render(photo, video, out, config, force=True)
 
 
@@ -192,6 +202,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="render side, pixels")
     parser.add_argument("--only", default="", help="comma-separated video id prefixes")
     parser.add_argument("--reuse", action="store_true", help="keep renders and measures already made")
+    parser.add_argument("--draws", type=int, default=1,
+                        help="renders per video and generator, each with its own seed (the video's index "
+                             "+ 1000 per draw); a video's figures are their means")
     parser.add_argument("--sheet", action="store_true", help="write contact_sheet.png")
     parser.add_argument("--traces", type=Path, default=None,
                         help="write the head pose tracks, real against generated, to this PNG")
@@ -201,6 +214,7 @@ def main() -> None:
     parser.add_argument("--retargeted-videos", default="r03,r04,r05,r26")
     args = parser.parse_args()
     videos = split_videos(args.realdata, args.split)
+    seeds = {video: index for index, video in enumerate(videos)}
     if args.only:
         videos = [v for v in videos if any(v.name.startswith(p) for p in args.only.split(","))]
     generators = dict(spec.split("=", 1) for spec in args.generators.split(","))
@@ -222,16 +236,21 @@ def main() -> None:
         tracks[name] = {"real": real["pose"]}
         rendered = [video]
         for label, spec in generators.items():
-            out = args.out / label / f"{name}.mp4"
-            if not (args.reuse and out.exists()):
-                out.parent.mkdir(parents=True, exist_ok=True)
-                make_render(spec, photo, video, out, args.size)
-            made = measure(out, video, cache / f"{name}-{label}.json")
-            windows.setdefault(label, []).extend(made["windows"])
-            tracks[name][label] = made["pose"]
-            row[label] = {k: made["eval"][k] for k in RATIOS + LEVELS}
-            row[label].update({f"{k}_ratio": made["eval"][k] / max(real["eval"][k], 1e-9) for k in RATIOS})
-            rendered.append(out)
+            draws = []
+            for draw in range(1 if spec == "reenact" else args.draws):
+                suffix = f"-d{draw}" if draw else ""
+                out = args.out / label / f"{name}{suffix}.mp4"
+                if not (args.reuse and out.exists()):
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    make_render(spec, photo, video, out, args.size, seeds[video] + 1000 * draw)
+                made = measure(out, video, cache / f"{name}-{label}{suffix}.json")
+                windows.setdefault(label, []).extend(made["windows"])
+                draws.append(made["eval"])
+                if not draw:
+                    tracks[name][label] = made["pose"]
+                    rendered.append(out)
+            row[label] = {k: mean_of(d[k] for d in draws) for k in RATIOS + LEVELS}
+            row[label].update({f"{k}_ratio": row[label][k] / max(real["eval"][k], 1e-9) for k in RATIOS})
         results["videos"][name] = row
         sheet_rows.append((name, rendered))
         print(name, json.dumps(row), flush=True)
