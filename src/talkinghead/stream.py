@@ -333,7 +333,8 @@ def stream_batches(motion: MotionStream, decoder: Decoder, audio: Iterable[np.nd
     # The motion thread takes one core; the renderer keeps the rest (a thread over the cores
     # made both stages several times slower: 23 frames/s against 33 on 2 cores, measured).
     caller = torch.get_num_threads()
-    threads = max(1, min(caller, (os.cpu_count() or 1) - 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, min(caller, cores - 1))
     with _MotionThread(motion, audio, seconds) as windows:
         for made in windows:
             # Batches never span two windows: the renderer's rounding can differ by one level
