@@ -114,6 +114,19 @@ def test_a_bad_stream_on_stdin_is_one_line(tmp_path, feed, needle):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_silent_file_streamed_is_one_line_and_leaves_no_file(tmp_path):
+    """A file given as AUDIO to a live render is read as the stream takes it (its first frame
+    does not wait for the whole file), so its silence shows at its end: still one line, and no
+    output left behind."""
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16_000, np.float32), 16_000)
+    out = tmp_path / "x.mp4"
+    proc = as_text(talkinghead("render", str(EXAMPLES / "astronaut.png"), str(silent), "-o", str(out),
+                               "--realtime", "--size", "64"))
+    assert_clean_failure(proc, 2, "audio is silent")
+    assert list(tmp_path.iterdir()) == [silent]
+
+
 @pytest.mark.slow
 def test_a_stream_cut_short_or_a_reader_gone_is_one_line_and_leaves_no_file(tmp_path, wav_bytes):
     out = tmp_path / "x.mp4"

@@ -183,3 +183,32 @@ def test_random_bytes_never_crash_the_audio_loader(tmp_path, data, suffix):
         assert str(exc).startswith(str(path))
     else:
         assert clip.samples.ndim == 1 and np.isfinite(clip.samples).all()
+
+
+def test_audio_blocks_read_a_file_as_they_are_taken(tmp_path):
+    """A streamed file is not read whole before its first piece (so the first frame does not
+    wait for a long file): a bad sample at its end fails only with the piece that holds it,
+    silence only once the last piece is read; what the header says fails at once."""
+    from talkinghead.load import audio_blocks
+
+    rate = 22_050
+    speech = 0.3 * np.sin(np.linspace(0, 2000, 3 * rate)).astype(np.float32)
+    spoiled = speech.copy()
+    spoiled[-10] = np.nan
+    sf.write(tmp_path / "nan.wav", np.column_stack([spoiled, spoiled]), rate, subtype="FLOAT")
+    got_rate, channels, pieces = audio_blocks(tmp_path / "nan.wav", seconds=0.5)
+    assert (got_rate, channels) == (rate, 2)
+    first = next(pieces)
+    assert first.shape == (round(0.5 * rate), 2)
+    np.testing.assert_allclose(first[:, 0], speech[: len(first)], atol=1e-6)
+    with pytest.raises(InputError, match="NaN"):
+        list(pieces)
+
+    sf.write(tmp_path / "silent.wav", np.zeros(rate, np.float32), rate)
+    pieces = audio_blocks(tmp_path / "silent.wav", seconds=0.2)[2]
+    assert sum(len(next(pieces)) for _ in range(5)) == rate  # all of it, no complaint yet
+    with pytest.raises(InputError, match="silent"):
+        next(pieces)
+    sf.write(tmp_path / "short.wav", speech[:100], rate)
+    with pytest.raises(InputError, match="too short"):
+        audio_blocks(tmp_path / "short.wav")

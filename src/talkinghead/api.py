@@ -86,6 +86,7 @@ def render_live(photo: PathLike, audio: PathLike | BinaryIO, output: str, *,
     import sys
 
     from talkinghead.audiostream import pcm_blocks, read_wav_header
+    from talkinghead.load import audio_blocks
     from talkinghead.mux import ffmpeg_exe, url_scheme
     from talkinghead.pipeline import Stopwatch
     from talkinghead.pipeline import render_live as render_stream
@@ -102,7 +103,7 @@ def render_live(photo: PathLike, audio: PathLike | BinaryIO, output: str, *,
     watch = Stopwatch()
     if isinstance(audio, str | Path) and str(audio) != "-":
         path = Path(audio)
-        rate, channels, blocks = _file_blocks(path)
+        rate, channels, blocks = audio_blocks(path)  # read as the stream takes it
         settings = settings_hash(photo, path, config)
     else:
         stream = sys.stdin.buffer if isinstance(audio, str | Path) else audio
@@ -118,22 +119,6 @@ def render_live(photo: PathLike, audio: PathLike | BinaryIO, output: str, *,
     watch.add(setup.seconds)
     return render_stream(setup, blocks, rate, channels, output, config, settings=settings,
                          realtime=realtime, watch=watch)
-
-
-def _file_blocks(path: Path, seconds: float = 0.2) -> tuple[int, int, Iterator[np.ndarray]]:
-    """An audio file's samples, at its own rate and channels, in pieces."""
-    import soundfile as sf
-
-    from talkinghead.load import load_audio
-    from talkinghead.mux import decode_audio
-
-    load_audio(path)  # every check a file gets
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        data, rate = decode_audio(path, 48_000), 48_000
-    step = max(1, round(seconds * rate))
-    return rate, data.shape[1], (data[i : i + step] for i in range(0, len(data), step))
 
 
 def reenact(photo: PathLike, driving: PathLike, output: PathLike | None = None, *,
@@ -227,7 +212,7 @@ class Avatar:
         ``sample_rate`` (numpy arrays, float in [-1, 1] or integer, mono or (n, channels);
         or bytes of 16-bit little-endian mono), e.g. from a text-to-speech engine. Yields
         ``Frame``s (``index``, ``time`` in seconds, ``image`` (H, W, 3) uint8 RGB) as soon as
-        each is made: the first after about 0.3 s of audio, then a batch per 0.2 s of audio.
+        each is made: the first after about 0.3 s of audio, then 5 every 0.2 s of audio.
         The frames do not depend on how the audio is cut into chunks; they come from the
         streaming engine (``stream.py``), whose motion differs from the whole-clip sampler's
         that ``render`` and ``motion`` use (README, "Streaming"). Needs the diffusion
@@ -244,7 +229,7 @@ class Avatar:
             raise InputError(None, f"sample_rate must be 1000-384000 Hz, got {sample_rate}")
         fps = config.fps
         batches = stream_batches(streamer, self.decoder, pcm_chunks(chunks, sample_rate),
-                                 batch_size=config.batch_size, watermark=config.watermark)
+                                 watermark=config.watermark)
         for first, images in batches:
             for i, image in enumerate(images):
                 yield Frame(first + i, (first + i) / fps, image)

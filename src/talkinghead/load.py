@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,48 @@ def load_audio(path: str | Path) -> AudioClip:
     if float(np.abs(mono).max()) < SILENCE_PEAK:
         raise InputError(path, "audio is silent (peak below -60 dBFS)")
     return clip
+
+
+def audio_blocks(path: str | Path, seconds: float = 0.2) -> tuple[int, int, Iterator[np.ndarray]]:
+    """An audio file's samples at its own rate and channels, (n, channels) float32 pieces of
+    ``seconds``, read as they are taken: the rate, the channel count and the pieces. The checks
+    ``load_audio`` makes come as early as they can without reading the whole file: a missing,
+    empty, unreadable or too short file fails here; NaN samples fail with the piece that holds
+    them, and silence once the last piece is read. Formats soundfile cannot read are decoded
+    whole by ffmpeg first (``load_audio``)."""
+    import soundfile as sf
+
+    path = Path(path)
+    _check_readable_file(path)
+    try:
+        info = sf.info(str(path))
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        info = None
+    if info is None or info.frames <= 0 or info.samplerate <= 0:  # not soundfile's, or no size
+        load_audio(path)  # every check, on the whole file
+        data, rate = _decode_with_ffmpeg(path) if info is None else sf.read(
+            str(path), dtype="float32", always_2d=True)
+        step = max(1, round(seconds * rate))
+        return rate, data.shape[1], (data[i : i + step] for i in range(0, len(data), step))
+    if info.frames / info.samplerate < MIN_DURATION:
+        raise InputError(path, f"audio is too short ({info.frames / info.samplerate:.3f} s; "
+                               f"need {MIN_DURATION} s)")
+
+    def pieces() -> Iterator[np.ndarray]:
+        peak = 0.0
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=max(1, round(seconds * info.samplerate)), dtype="float32",
+                                  always_2d=True):
+                if not np.all(np.isfinite(block)):
+                    raise InputError(path, "audio holds NaN or infinite samples")
+                peak = max(peak, float(np.abs(block.mean(axis=1)).max(initial=0.0)))
+                yield block
+        if peak < SILENCE_PEAK:
+            raise InputError(path, "audio is silent (peak below -60 dBFS)")
+
+    return info.samplerate, info.channels, pieces()
 
 
 def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:

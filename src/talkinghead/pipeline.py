@@ -400,7 +400,6 @@ def render_live(setup: PhotoSetup, audio: Iterable[np.ndarray], pcm_rate: int, c
 
         watch.lap("mux")
         for first, frames in stream_batches(streamer, setup.decoder, pcm_chunks(passed_on(), pcm_rate),
-                                            batch_size=config.batch_size,
                                             watermark=config.watermark, seconds=engine):
             watch.lap("render")
             if realtime:

@@ -312,16 +312,20 @@ def pcm_chunks(chunks: Iterable[np.ndarray | bytes], sample_rate: int) -> Iterat
 
 
 def stream_batches(motion: MotionStream, decoder: Decoder, audio: Iterable[np.ndarray], *,
-                   batch_size: int, watermark: str | None = None,
+                   watermark: str | None = None,
                    seconds: dict[str, float] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Stage 6 over the motion stream: (index of the first frame, (B, H, W, 3) uint8 frames),
-    rendered as soon as their motion is final, from 16 kHz mono ``audio`` pieces. Seconds
-    spent go to ``seconds`` by stage: audio, phones, motion (the engine's), render.
+    """Stage 6 over the motion stream: (index of the frame, (1, H, W, 3) uint8 frame), each
+    rendered as soon as its motion is final and handed on at once, from 16 kHz mono ``audio``
+    pieces. Seconds spent go to ``seconds`` by stage: audio, phones, motion (the engine's), render.
 
     The audio is read and the motion made on a second thread (``_MotionThread``) while this one
     renders: the next window is sampled while the last one's frames are drawn, so the stream
     keeps up with real-time audio on two cores (one after the other, the two stages took
-    about 40 ms a frame, a real-time stream's whole budget). The frames are the same either way."""
+    about 40 ms a frame, a real-time stream's whole budget). Frames go one at a time, not in
+    a file render's batches: each leaves as soon as it is drawn (lag 0.38-0.39 s against
+    0.40-0.41 s in batches of a window's 5, at 30 frames/s against 40-44 when the audio comes
+    faster than real time; ``bench/latency.py``). The frames are the same on any number of
+    threads and however the audio is cut."""
     import os
 
     import torch
@@ -330,29 +334,28 @@ def stream_batches(motion: MotionStream, decoder: Decoder, audio: Iterable[np.nd
 
     seconds = {} if seconds is None else seconds
     made_so_far = 0
-    # The motion thread takes one core; the renderer keeps the rest (a thread over the cores
-    # made both stages several times slower: 23 frames/s against 33 on 2 cores, measured).
+    # While the motion thread samples a window it takes one core and the renderer keeps the
+    # rest (a thread over the cores made both stages several times slower: 23 frames/s against
+    # 33 on 2 cores, measured); while it waits for audio the renderer takes them all (lag 0.42
+    # against 0.45 s with real-time input).
     caller = torch.get_num_threads()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, min(caller, cores - 1))
-    with _MotionThread(motion, audio, seconds) as windows:
+    alone, beside = max(1, min(caller, cores)), max(1, min(caller, cores - 1))
+    maker = _MotionThread(motion, audio, seconds)
+    with maker as windows:
         for made in windows:
-            # Batches never span two windows: the renderer's rounding can differ by one level
-            # with the batch, and the windows are the same whatever the chunking.
-            # The very first frame goes out alone: it is the one a listener waits for.
-            starts = [0, *range(1, made.n_frames, batch_size)] if made_so_far == 0 else \
-                list(range(0, made.n_frames, batch_size))
-            for start, end in zip(starts, [*starts[1:], made.n_frames], strict=True):
+            for k in range(made.n_frames):
                 clock = time.perf_counter()
-                torch.set_num_threads(threads)  # this thread's own setting, back for the caller
+                torch.set_num_threads(beside if maker.busy else alone)  # this thread's; back after
                 try:
-                    images = decoder.render(made.frames(start, end))
+                    images = decoder.render(made.frames(k, k + 1))
                 finally:
                     torch.set_num_threads(caller)
                 if watermark:
                     draw_watermark(images, watermark)
                 seconds["render"] = seconds.get("render", 0.0) + time.perf_counter() - clock
-                yield made_so_far + start, images
+                maker.first_frame_out.set()
+                yield made_so_far + k, images
             made_so_far += made.n_frames
 
 
@@ -367,12 +370,18 @@ class _MotionThread:
     DONE = object()
     AHEAD = 4
     STOP_WAIT = 0.5
+    PIECE = SAMPLE_RATE // 5  # samples pushed at a time: 200 ms
 
     def __init__(self, motion: MotionStream, audio: Iterable[np.ndarray], seconds: dict[str, float]) -> None:
         import queue
         import threading
 
         self._motion, self._audio, self._seconds = motion, audio, seconds
+        self.busy = False  # sampling motion (not waiting for audio or for the caller)
+        # The first window's first frame is rendered before any further window is sampled: a
+        # thread racing ahead took the GIL and the cores from it (first frame 0.33 s after its
+        # motion instead of 0.02, measured on a file streamed to stdout).
+        self.first_frame_out = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="talkinghead-motion", daemon=True)
@@ -409,10 +418,12 @@ class _MotionThread:
         torch.set_num_threads(1)  # this thread's own setting; the renderer keeps the caller's
         try:
             for samples in self._audio:
-                if self._stop.is_set():
-                    return
-                if len(samples):
-                    self._hand_over(self._timed(self._motion.push, samples))
+                # In pieces of about a window's stride, so that each window is handed over as
+                # soon as it is made (the motion does not depend on how the audio is cut).
+                for start in range(0, len(samples), self.PIECE):
+                    if self._stop.is_set():
+                        return
+                    self._hand_over(self._timed(self._motion.push, samples[start : start + self.PIECE]))
             self._hand_over(self._timed(self._motion.finish))
             self._put(self.DONE)
         except BaseException as error:
@@ -420,7 +431,11 @@ class _MotionThread:
 
     def _timed(self, step, *args) -> list[MotionSequence]:
         before = dict(self._motion.seconds)
-        made = step(*args)
+        self.busy = True
+        try:
+            made = step(*args)
+        finally:
+            self.busy = False
         for stage, value in self._motion.seconds.items():
             self._seconds[stage] = self._seconds.get(stage, 0.0) + value - before.get(stage, 0.0)
         return made
@@ -428,6 +443,8 @@ class _MotionThread:
     def _hand_over(self, windows: list[MotionSequence]) -> None:
         for window in windows:
             self._put(window)
+        while windows and not self.first_frame_out.wait(0.05) and not self._stop.is_set():
+            pass
 
     def _put(self, item: object) -> None:
         import queue

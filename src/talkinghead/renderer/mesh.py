@@ -67,22 +67,19 @@ def rasterize(vertices: np.ndarray, tris: np.ndarray, width: int, height: int
 def project_to_polyline(points: np.ndarray, polygon: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For (N, 2) points, the nearest edge (index into the closed polygon), the position t in
-    [0, 1] along it, and the distance."""
-    a = polygon
-    b = np.roll(polygon, -1, axis=0)
-    ab = b - a  # (M, 2)
+    [0, 1] along it, and the distance. One edge at a time over all points (an (N, M, 2) array
+    at once was 3 times slower: memory, not arithmetic); the first nearest edge wins a tie."""
+    px, py = points[:, 0], points[:, 1]
     best_d = np.full(len(points), np.inf)
     best_e = np.zeros(len(points), dtype=np.int64)
     best_t = np.zeros(len(points))
-    for start in range(0, len(points), 65536):
-        p = points[start : start + 65536, None, :]  # (n, 1, 2)
-        t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
-        d = np.linalg.norm(p - (a + t[..., None] * ab), axis=-1)  # (n, M)
-        e = d.argmin(axis=1)
-        rows = np.arange(len(e))
-        best_d[start : start + 65536] = d[rows, e]
-        best_e[start : start + 65536] = e
-        best_t[start : start + 65536] = t[rows, e]
+    for e, (a, b) in enumerate(zip(polygon, np.roll(polygon, -1, axis=0), strict=True)):
+        abx, aby = b[0] - a[0], b[1] - a[1]
+        t = np.clip(((px - a[0]) * abx + (py - a[1]) * aby) / max(abx * abx + aby * aby, 1e-12), 0.0, 1.0)
+        dx, dy = px - (a[0] + t * abx), py - (a[1] + t * aby)
+        d = np.sqrt(dx * dx + dy * dy)
+        nearer = d < best_d
+        best_d[nearer], best_e[nearer], best_t[nearer] = d[nearer], e, t[nearer]
     return best_e, best_t, best_d
 
 
