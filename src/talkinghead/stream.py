@@ -46,9 +46,8 @@ if TYPE_CHECKING:
 # opens with silence does not take the silence for its loud level.
 LEVEL_FLOORS = AudioLevels(mel=-6.3, energy=-27.0, speech_energy=-28.0, pitch=150.0)
 CONTROL_SECONDS = 2.0  # head distance and gaze requests hold on average over this long
-# The generated gaze's and head's means are held at the network's over this many frames. (The
-# gaze's hold spanned the 30 frames the engine kept, not the 100 once written here: over 100 the
-# rendered gaze settled 3.5 degrees aside on the example speech against 3.1 over 25, measured.)
+# The generated gaze's and head's means are held at the network's over this many frames (the
+# gaze's hold spanned the 30 frames the engine kept, not the 100 once written here).
 GAZE_ANCHOR_FRAMES = 25
 HEAD_ANCHOR_FRAMES = 100
 
@@ -64,7 +63,7 @@ class StreamTiming:
     deg/frame^2, roll sd 2.4 vs 2.9 deg; whole clip: 0.66, 0.13, 1.9); a lookahead of 2
     frames weakens the lips (0.60-0.63), 12 sampler steps too (0.61), 8 and 4 frames back and
     past are within noise (0.64). The head's filter and hold (same clips, motion space): head
-    acceleration 0.26 -> 0.16, rotation per frame 0.85 -> 0.56 deg, yaw sd 3.3 -> 2.2 deg
+    acceleration 0.26 -> 0.16, rotation per frame 0.85 -> 0.59 deg, yaw sd 3.3 -> 2.1 deg
     (whole-clip sampler: 0.13, 0.49, 2.1; real 0.60 deg per frame, yaw sd 2.4)."""
 
     stride: int = 5  # frames committed per diffusion window (200 ms at 25 fps)
@@ -140,7 +139,7 @@ class MotionStream:
         self.committed = 0  # frames at the generator's rate
         self._history = np.zeros((0, generator.model.config.motion_dim), np.float32)  # committed
         self._gaze = list(GAZE)
-        self._anchor = np.zeros((0, generator.model.config.motion_dim), np.float32)  # last committed
+        self._anchor = np.zeros((0, generator.model.config.motion_dim), np.float32)  # last drawn
         self._made = np.zeros((0, generator.model.config.motion_dim))  # frames [_made_from, committed)
         self._made_from = 0
         self.emitted = 0  # frames at the output rate
@@ -250,11 +249,12 @@ class MotionStream:
         # to continue a window every 2.6 s, not every 0.2 s; the gaze 30 degrees aside within
         # seconds, the head's yaw spread 1.6 times the whole-clip sampler's, measured): their
         # recent means are held at the network's learned ones.
+        # The mean taken is of the frames as drawn (before the hold), as the whole-clip sampler
+        # takes its clip's: of the frames after it, the hold met only half the network's pull.
+        self._anchor = np.concatenate([self._anchor, window])[-HEAD_ANCHOR_FRAMES:]
         head = [0, 1, 2] if timing.hold_head else []  # yaw, pitch, roll
         for held, span in ((self._gaze, GAZE_ANCHOR_FRAMES), (head, HEAD_ANCHOR_FRAMES)):
-            recent = np.concatenate([self._anchor[-span:, held], window[:, held]])
-            window[:, held] -= recent.mean(axis=0)
-        self._anchor = np.concatenate([self._anchor, window])[-HEAD_ANCHOR_FRAMES:]
+            window[:, held] -= self._anchor[-span:, held].mean(axis=0)
         self.committed = c = c + commit
         self._history = np.concatenate([self._history, window])[-(timing.back + k) :]
         keep = max(0, c - timing.back)  # what the next window reads from
