@@ -138,9 +138,13 @@ def audio_blocks(path: str | Path, seconds: float = 0.2) -> tuple[int, int, Iter
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         info = None
     if info is None or info.frames <= 0 or info.samplerate <= 0:  # not soundfile's, or no size
+        from talkinghead.mux import decode_audio
+
         load_audio(path)  # every check, on the whole file
-        data, rate = _decode_with_ffmpeg(path) if info is None else sf.read(
-            str(path), dtype="float32", always_2d=True)
+        if info is None:  # decoded at 48 kHz: the stream's own sound track keeps its quality
+            data, rate = decode_audio(path, 48_000), 48_000
+        else:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         step = max(1, round(seconds * rate))
         return rate, data.shape[1], (data[i : i + step] for i in range(0, len(data), step))
     if info.frames / info.samplerate < MIN_DURATION:
