@@ -12,8 +12,10 @@ A tick runs as soon as the audio reaches ``lookahead`` frames past the frames it
    ``history`` frames heard (a clip's own levels would need its end);
 4. one diffusion window over the ``stride + lookahead`` frames, conditioned on the last
    committed frames; its first ``stride`` frames are committed;
-5. the committed frames around the photo's motion, at the output rate, controls applied
-   against running means; then rendered.
+5. the committed frames around the photo's motion (the head eased and its recent mean held),
+   at the output rate, controls applied against running means; then rendered, one frame at
+   a time, on the caller's thread while steps 1-5 run on a thread of their own
+   (``stream_batches``).
 So the first frame waits for ``stride + lookahead`` frames of audio and a window, never for
 the clip's end, and memory stays flat. Every step runs at points fixed by the audio alone,
 whatever the sizes of the chunks it arrives in: the frames do not depend on the chunking.
