@@ -405,7 +405,7 @@ class _MotionThread:
         self.busy = False  # sampling motion (not waiting for audio or for the caller)
         # The first window's first frame is rendered before any further window is sampled: a
         # thread racing ahead took the GIL and the cores from it (first frame 0.33 s after its
-        # motion instead of 0.02, measured on a file streamed to stdout).
+        # motion instead of 0.03, measured on a file streamed to stdout).
         self.first_frame_out = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
         self._stop = threading.Event()
@@ -440,7 +440,7 @@ class _MotionThread:
     def _run(self) -> None:
         import torch
 
-        torch.set_num_threads(1)  # this thread's own setting; the renderer keeps the caller's
+        torch.set_num_threads(1)  # this thread's own (OpenMP's settings are per thread)
         try:
             for samples in self._audio:
                 # In pieces of about a window's stride, so that each window is handed over as
