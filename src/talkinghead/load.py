@@ -105,19 +105,34 @@ def load_audio(path: str | Path) -> AudioClip:
         data, rate = _decode_with_ffmpeg(path)
     if data.size == 0:
         raise InputError(path, "audio has no samples")
-    if not np.all(np.isfinite(data)):
-        raise InputError(path, "audio holds NaN or infinite samples")
+    check_finite(path, data)
     channels = data.shape[1]
     mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32)
     mono = np.clip(mono, -1.0, 1.0)
     clip = AudioClip(path=path, samples=mono, sample_rate=SAMPLE_RATE, channels=channels)
-    if clip.duration < MIN_DURATION:
-        raise InputError(path, f"audio is too short ({clip.duration:.3f} s; need {MIN_DURATION} s)")
-    if float(np.abs(mono).max()) < SILENCE_PEAK:
-        raise InputError(path, "audio is silent (peak below -60 dBFS)")
+    check_duration(path, clip.duration)
+    check_loud(path, float(np.abs(mono).max()))
     return clip
+
+
+def check_finite(path: Path | None, samples: np.ndarray) -> None:
+    """Audio with NaN or infinite samples is refused (``path``: the file, None for a stream)."""
+    if not np.all(np.isfinite(samples)):
+        raise InputError(path, "audio holds NaN or infinite samples")
+
+
+def check_duration(path: Path | None, seconds: float) -> None:
+    """Audio shorter than MIN_DURATION is refused."""
+    if seconds < MIN_DURATION:
+        raise InputError(path, f"audio is too short ({seconds:.3f} s; need {MIN_DURATION} s)")
+
+
+def check_loud(path: Path | None, peak: float) -> None:
+    """Audio whose (mono) peak stays below SILENCE_PEAK is refused as silent."""
+    if peak < SILENCE_PEAK:
+        raise InputError(path, "audio is silent (peak below -60 dBFS)")
 
 
 def audio_blocks(path: str | Path, seconds: float = 0.2) -> tuple[int, int, Iterator[np.ndarray]]:
@@ -147,21 +162,17 @@ def audio_blocks(path: str | Path, seconds: float = 0.2) -> tuple[int, int, Iter
             data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         step = max(1, round(seconds * rate))
         return rate, data.shape[1], (data[i : i + step] for i in range(0, len(data), step))
-    if info.frames / info.samplerate < MIN_DURATION:
-        raise InputError(path, f"audio is too short ({info.frames / info.samplerate:.3f} s; "
-                               f"need {MIN_DURATION} s)")
+    check_duration(path, info.frames / info.samplerate)
 
     def pieces() -> Iterator[np.ndarray]:
         peak = 0.0
         with sf.SoundFile(str(path)) as f:
             for block in f.blocks(blocksize=max(1, round(seconds * info.samplerate)), dtype="float32",
                                   always_2d=True):
-                if not np.all(np.isfinite(block)):
-                    raise InputError(path, "audio holds NaN or infinite samples")
+                check_finite(path, block)
                 peak = max(peak, float(np.abs(block.mean(axis=1)).max(initial=0.0)))
                 yield block
-        if peak < SILENCE_PEAK:
-            raise InputError(path, "audio is silent (peak below -60 dBFS)")
+        check_loud(path, peak)
 
     return info.samplerate, info.channels, pieces()
 

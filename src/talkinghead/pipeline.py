@@ -373,7 +373,7 @@ def render_live(setup: PhotoSetup, audio: Iterable[np.ndarray], pcm_rate: int, c
     ``pcm_rate`` (a pipe, a file read in pieces); frames go to ``target`` (an .mp4 path,
     ``-`` for stdout, or an ffmpeg URL) as soon as they are made, with the audio beside them.
     ``realtime`` holds each frame back until its time has come on the wall clock."""
-    from talkinghead.load import MIN_DURATION
+    from talkinghead.load import check_duration
     from talkinghead.mux import StreamWriter
     from talkinghead.provenance import metadata
     from talkinghead.stream import pcm_chunks, stream_batches
@@ -408,8 +408,7 @@ def render_live(setup: PhotoSetup, audio: Iterable[np.ndarray], pcm_rate: int, c
             writer.write(frames)
             watch.lap("mux")
             first_frame = first_frame or time.perf_counter() - watch.started
-        if heard / pcm_rate < MIN_DURATION:
-            raise InputError(None, f"audio is too short ({heard / pcm_rate:.3f} s; need {MIN_DURATION} s)")
+        check_duration(None, heard / pcm_rate)
     watch.lap("mux")
     # The engine's stages ran on its own thread beside the renderer (``stream_batches``): each
     # stage's own seconds, which may add up to more than the wall time. What this thread spent

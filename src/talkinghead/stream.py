@@ -36,6 +36,7 @@ from talkinghead.config import SampleOptions
 from talkinghead.controls import Controls, apply_controls
 from talkinghead.errors import InputError
 from talkinghead.generator import AudioLevels, WindowSampler, around_source, audio_conditioning
+from talkinghead.load import check_finite
 from talkinghead.motion import SPEECH_RANGE_DB
 from talkinghead.motionspace import POSE_NAMES, MotionSequence
 from talkinghead.motionstats import GAZE
@@ -328,8 +329,7 @@ def pcm_chunks(chunks: Iterable[np.ndarray | bytes], sample_rate: int) -> Iterat
             data = data.mean(axis=1)
         elif data.ndim != 1:
             raise InputError(None, f"audio chunks must be (n,) or (n, channels), got {data.shape}")
-        if not np.all(np.isfinite(data)):
-            raise InputError(None, "audio holds NaN or infinite samples")
+        check_finite(None, data)
         mono = np.clip(data, -1.0, 1.0).astype(np.float32)
         yield mono if resampler is None else resampler.resample_chunk(mono)
     if resampler is not None:
