@@ -32,21 +32,12 @@ from talkinghead.motionstats import clip_statistics
 from talkinghead.train import TRAIN_FPS, cached_video_motion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realism import split_videos
+from realism import mean_of, split_videos
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("yaw_std", "pitch_std", "roll_std", "delta_pose_deg", "jaw_std", "gaze_yaw_std", "gaze_pitch_std",
         "blinks_per_min", "blink_ms")
 SPEECH_ENERGY = 81  # column of audio_conditioning: speech-band energy
-
-
-def mean_statistics(draws: list[dict]) -> dict:
-    """Each statistic's mean over the draws that have it (None where none has)."""
-    out = {}
-    for key in draws[0]:
-        values = [d[key] for d in draws if d[key] is not None]
-        out[key] = float(np.mean(values)) if values else None
-    return out
 
 
 def main() -> None:
@@ -81,7 +72,8 @@ def main() -> None:
         for i, ((_, audio), truth) in enumerate(zip(clips, real, strict=True)):
             draws = [generator.sample_conditioning(audio, Controls(), seed=1000 * d + i, options=options)
                      for d in range(args.draws)]
-            stats = mean_statistics([clip_statistics(m, TRAIN_FPS, audio[:, SPEECH_ENERGY]) for m in draws])
+            each = [clip_statistics(m, TRAIN_FPS, audio[:, SPEECH_ENERGY]) for m in draws]
+            stats = {k: mean_of(d[k] for d in each) for k in each[0]}
             for k in KEYS:
                 if stats[k] is not None and truth[k]:  # clips without a real blink have no ratio
                     ratios[k].append(stats[k] / truth[k])
