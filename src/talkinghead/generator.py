@@ -214,7 +214,6 @@ class WindowSampler:
         ``noise`` (W, D) is the starting noise and ``step_noise`` (steps, W, D) each step's
         fresh noise (default: drawn from the seeded generator)."""
         import torch
-        from torch.func import functional_call
 
         from talkinghead.diffusion.guidance import guide
         from talkinghead.diffusion.sampler import sample_ddim
@@ -228,14 +227,14 @@ class WindowSampler:
             padded_context[cfg.context - len(context) :] = context
         context_t = torch.from_numpy(padded_context).to(dev)[None].expand(b, -1, -1)
         keep_context = torch.full((b,), 1.0 if len(context) else 0.0, device=dev)
-        kwargs = dict(self.conditions, keep_audio=self.keep_audio, keep_context=keep_context,
-                      keep_controls=self.keep_controls)
-        # A shorter window takes the first positions of the learned position table.
-        short = {} if w == cfg.window else {"position": model.position[: cfg.context + w]}
+        # Audio, context and controls are embedded once per window, not once per step.
+        with torch.no_grad():
+            conditions = model.condition(window_audio, context_t, keep_audio=self.keep_audio,
+                                         keep_context=keep_context, keep_controls=self.keep_controls,
+                                         **self.conditions)
 
         def denoise(x: torch.Tensor, t: float) -> torch.Tensor:
-            args = (x.expand(b, -1, -1), torch.full((b,), t, device=dev), window_audio, context_t)
-            estimate = functional_call(model, short, args, kwargs) if short else model(*args, **kwargs)
+            estimate = model.denoise(x.expand(b, -1, -1), torch.full((b,), t, device=dev), conditions)
             if not self.branches:
                 return estimate
             return guide(estimate[0:1], estimate[1:2], estimate[2:3], w_audio=self.options.cfg_audio,

@@ -90,6 +90,16 @@ class Block(nn.Module):
         return h + gate2 * self.mlp(x)
 
 
+@dataclass(frozen=True)
+class Conditions:
+    """``MotionDiT.condition``'s output: the embedded audio (B, W, C), context (B, K, C) and
+    controls (B, C), with the dropped ones replaced by their null embeddings."""
+
+    audio: torch.Tensor
+    context: torch.Tensor
+    controls: torch.Tensor
+
+
 class MotionDiT(nn.Module):
     def __init__(self, config: MotionDiTConfig) -> None:
         super().__init__()
@@ -126,9 +136,18 @@ class MotionDiT(nn.Module):
 
         x (B, W, D) noisy motion; t (B,) noise level in [0, 1]; audio (B, W, A); context (B, K, D);
         gaze (B, 2) degrees; distance (B,); emotion (B, 5); keep_audio, keep_context (B,) and
-        keep_controls (B, 3) are 1 where the condition is given, 0 where it is dropped.
+        keep_controls (B, 3) are 1 where the condition is given, 0 where it is dropped. W may be
+        shorter than the window it learned: the first positions are used.
         """
-        cfg = self.config
+        conditions = self.condition(audio, context, gaze, distance, emotion, keep_audio=keep_audio,
+                                    keep_context=keep_context, keep_controls=keep_controls)
+        return self.denoise(x, t, conditions)
+
+    def condition(self, audio: torch.Tensor, context: torch.Tensor, gaze: torch.Tensor,
+                  distance: torch.Tensor, emotion: torch.Tensor, *, keep_audio: torch.Tensor,
+                  keep_context: torch.Tensor, keep_controls: torch.Tensor) -> Conditions:
+        """What ``forward`` makes of everything but the noisy motion and its level: the same for
+        every sampler step of a window, so a sampler computes it once (``denoise``)."""
         a = self.audio_in(audio)  # (B, W, C)
         a = a + self.audio_conv(a.transpose(1, 2)).transpose(1, 2)  # (B, W, C)
         ka = keep_audio[:, None, None]
@@ -136,13 +155,20 @@ class MotionDiT(nn.Module):
         k = self.context_in(context)  # (B, K, C)
         kc = keep_context[:, None, None]
         k = kc * k + (1 - kc) * self.null_context  # (B, K, C)
-        h = torch.cat([k, self.motion_in(x) + a], dim=1) + self.position  # (B, K+W, C)
-
         controls = torch.stack([self.gaze_in(gaze / 10.0), self.distance_in((distance - 1.0)[:, None] * 4.0),
                                 self.emotion_in(emotion)], dim=1)  # (B, 3, C)
         kk = keep_controls[:, :, None]  # (B, 3, 1)
         controls = kk * controls + (1 - kk) * self.null_controls  # (B, 3, C)
-        c = self.time_mlp(timestep_embedding(t, cfg.width)) + controls.sum(dim=1)  # (B, C)
+        return Conditions(audio=a, context=k, controls=controls.sum(dim=1))
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, conditions: Conditions) -> torch.Tensor:
+        """``forward`` on ``condition``'s output: the clean-motion estimate (B, W, D) for the
+        noisy motion x (B, W, D) at noise levels t (B,)."""
+        cfg = self.config
+        k = conditions.context
+        h = torch.cat([k, self.motion_in(x) + conditions.audio], dim=1)  # (B, K+W, C)
+        h = h + self.position[: h.shape[1]]
+        c = self.time_mlp(timestep_embedding(t, cfg.width)) + conditions.controls  # (B, C)
         for block in self.blocks:
             h = block(h, c)
         estimate = self.out(self.norm_out(h[:, cfg.context :]))  # (B, W, D)
