@@ -42,6 +42,7 @@ MANIFEST_FILE = "MANIFEST.json"
 # Mouth channels the generator sets outright (the photo's own values are replaced, as the
 # baseline does), so that a photo with a parted mouth still closes on /p b m/.
 REPLACED = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthLowerDownLeft", "mouthLowerDownRight")
+MOUTH = tuple(i for i, name in enumerate(MOTION_NAMES) if name.startswith(("jaw", "mouth")))  # lips and jaw
 
 
 def phone_indices(phones: np.ndarray) -> np.ndarray:
@@ -180,7 +181,10 @@ class WindowSampler:
     The same seed and the same sequence of windows give the same motion."""
 
     def __init__(self, generator: MotionGenerator, controls: Controls, *, seed: int,
-                 options: SampleOptions = SampleOptions()) -> None:
+                 options: SampleOptions = SampleOptions(), mouth_guidance: float = 1.0) -> None:
+        """``mouth_guidance``: the jaw and mouth channels' audio guidance goes this many times
+        as far past the plain conditional estimate as ``options.cfg_audio`` takes the rest
+        (2: cfg_audio 1.5 is 2.0 on the mouth)."""
         import torch
 
         from talkinghead.diffusion.guidance import needs_branches
@@ -205,6 +209,11 @@ class WindowSampler:
             distance=torch.full((b,), controls.head_distance, device=dev),
             emotion=torch.tensor(controls.emotion_vector(), device=dev)[None].expand(b, -1))
         self.ts = timesteps(options.steps)
+        self.w_audio: float | torch.Tensor = options.cfg_audio
+        if mouth_guidance != 1.0:
+            w_audio = torch.full((generator.model.config.motion_dim,), options.cfg_audio, device=dev)
+            w_audio[list(MOUTH)] = 1.0 + mouth_guidance * (options.cfg_audio - 1.0)
+            self.w_audio = w_audio
 
     def window(self, audio: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None,
                step_noise: np.ndarray | None = None) -> np.ndarray:
@@ -237,7 +246,7 @@ class WindowSampler:
             estimate = model.denoise(x.expand(b, -1, -1), torch.full((b,), t, device=dev), conditions)
             if not self.branches:
                 return estimate
-            return guide(estimate[0:1], estimate[1:2], estimate[2:3], w_audio=self.options.cfg_audio,
+            return guide(estimate[0:1], estimate[1:2], estimate[2:3], w_audio=self.w_audio,
                          w_controls=self.options.cfg_controls)
 
         noise_t = (torch.randn((1, w, cfg.motion_dim), generator=self.generator) if noise is None

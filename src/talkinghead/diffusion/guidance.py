@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 
 
-def guide(none: torch.Tensor, audio: torch.Tensor, full: torch.Tensor, *, w_audio: float,
-          w_controls: float) -> torch.Tensor:
+def guide(none: torch.Tensor, audio: torch.Tensor, full: torch.Tensor, *,
+          w_audio: float | torch.Tensor, w_controls: float) -> torch.Tensor:
+    """The guided estimate; ``w_audio`` is one scale or one per channel (D,)."""
     return none + w_audio * (audio - none) + w_controls * (full - audio)
 
 
