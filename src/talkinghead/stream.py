@@ -367,10 +367,12 @@ def stream_batches(motion: MotionStream, decoder: Decoder, audio: Iterable[np.nd
 
     seconds = {} if seconds is None else seconds
     made_so_far = 0
-    # While the motion thread samples a window it takes one core and the renderer keeps the
-    # rest (a thread over the cores made both stages several times slower: 23 frames/s against
-    # 33 on 2 cores, measured); while it waits for audio the renderer takes them all (lag 0.42
-    # against 0.45 s with real-time input).
+    # The motion thread takes one core and the renderer the rest, all but for the first frame
+    # (the motion thread waits for it). The renderer on all cores whenever the motion thread
+    # waited for audio measured worse once the motion ran without Python's lock
+    # (``MotionGenerator.denoiser``): threads over the cores whenever a window began mid-frame
+    # (lag 0.9-1.8 s and growing against 0.45 s with real-time input; 23.5 frames/s against
+    # 29-32 fed as fast as taken; 2 cores, 2026-12-03).
     caller = torch.get_num_threads()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     alone, beside = max(1, min(caller, cores)), max(1, min(caller, cores - 1))
@@ -379,7 +381,7 @@ def stream_batches(motion: MotionStream, decoder: Decoder, audio: Iterable[np.nd
         for made in windows:
             for k in range(made.n_frames):
                 clock = time.perf_counter()
-                torch.set_num_threads(beside if maker.busy else alone)  # this thread's; back after
+                torch.set_num_threads(beside if maker.first_frame_out.is_set() else alone)  # back after
                 try:
                     images = decoder.render(made.frames(k, k + 1))
                 finally:
@@ -410,7 +412,6 @@ class _MotionThread:
         import threading
 
         self._motion, self._audio, self._seconds = motion, audio, seconds
-        self.busy = False  # sampling motion (not waiting for audio or for the caller)
         # The first window's first frame is rendered before any further window is sampled: a
         # thread racing ahead took the GIL and the cores from it (first frame 0.33 s after its
         # motion instead of 0.03, measured on a file streamed to stdout).
@@ -464,11 +465,7 @@ class _MotionThread:
 
     def _timed(self, step, *args) -> list[MotionSequence]:
         before = dict(self._motion.seconds)
-        self.busy = True
-        try:
-            made = step(*args)
-        finally:
-            self.busy = False
+        made = step(*args)
         for stage, value in self._motion.seconds.items():
             self._seconds[stage] = self._seconds.get(stage, 0.0) + value - before.get(stage, 0.0)
         return made
