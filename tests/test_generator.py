@@ -209,3 +209,24 @@ def test_a_window_drawn_from_given_noise_ignores_the_seed(weights):
     np.testing.assert_array_equal(a, b)
     c = WindowSampler(generator, Controls(), seed=1, options=options).window(audio, np.zeros((0, d)), noise)
     assert np.abs(c - a).mean() > 1e-4  # without it, the seed's draws decide
+
+
+def test_the_traced_denoiser_gives_the_networks_estimate(weights):
+    """Sampling runs ``model.denoise`` through a TorchScript trace per shape: it must give the
+    network's numbers for every shape it is asked for (a full window and a stream's short one)."""
+    from talkinghead.models.motion_dit import Conditions
+
+    generator = MotionGenerator.load(weights)
+    cfg, g = generator.model.config, torch.Generator().manual_seed(1)
+    for batch, frames in ((3, cfg.window), (1, cfg.window - 7), (3, cfg.window - 7)):
+        x = torch.randn(batch, frames, cfg.motion_dim, generator=g)
+        t = torch.rand(batch, generator=g)
+        parts = (torch.randn(batch, frames, cfg.width, generator=g),
+                 torch.randn(batch, cfg.context, cfg.width, generator=g),
+                 torch.randn(batch, cfg.width, generator=g))
+        with torch.no_grad(), torch.jit.optimized_execution(False):
+            traced = generator.denoiser(batch, frames)(x, t, *parts)
+            eager = generator.model.denoise(x, t, Conditions(*parts))
+        assert traced.shape == (batch, frames, cfg.motion_dim)
+        torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-6)
+        assert generator.denoiser(batch, frames) is generator.denoiser(batch, frames)  # traced once
