@@ -212,21 +212,26 @@ def test_a_window_drawn_from_given_noise_ignores_the_seed(weights):
 
 
 def test_the_traced_denoiser_gives_the_networks_estimate(weights):
-    """Sampling runs ``model.denoise`` through a TorchScript trace per shape: it must give the
-    network's numbers for every shape it is asked for (a full window and a stream's short one)."""
+    """Sampling runs ``model.denoise`` through one TorchScript trace: it must give the
+    network's numbers for every shape it meets (full windows, a stream's short ones, one or
+    three guidance branches), not only the shape it was traced with."""
     from talkinghead.models.motion_dit import Conditions
 
     generator = MotionGenerator.load(weights)
     cfg, g = generator.model.config, torch.Generator().manual_seed(1)
-    for batch, frames in ((3, cfg.window), (1, cfg.window - 7), (3, cfg.window - 7)):
+    for batch, frames in ((3, cfg.window), (1, cfg.window - 7), (3, 5), (2, cfg.window + 3)):
         x = torch.randn(batch, frames, cfg.motion_dim, generator=g)
         t = torch.rand(batch, generator=g)
         parts = (torch.randn(batch, frames, cfg.width, generator=g),
                  torch.randn(batch, cfg.context, cfg.width, generator=g),
                  torch.randn(batch, cfg.width, generator=g))
         with torch.no_grad(), torch.jit.optimized_execution(False):
-            traced = generator.denoiser(batch, frames)(x, t, *parts)
+            if frames > cfg.window:  # longer than the positions it learned: refused, as eager
+                with pytest.raises(RuntimeError):
+                    generator.denoiser()(x, t, *parts)
+                continue
+            traced = generator.denoiser()(x, t, *parts)
             eager = generator.model.denoise(x, t, Conditions(*parts))
         assert traced.shape == (batch, frames, cfg.motion_dim)
         torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-6)
-        assert generator.denoiser(batch, frames) is generator.denoiser(batch, frames)  # traced once
+    assert generator.denoiser() is generator.denoiser()  # traced once

@@ -129,17 +129,17 @@ class MotionGenerator:
         self.model = model.to(device).eval()
         self.device = device
         self.fps = fps  # the frame rate of the motion it was trained on, and samples at
-        self._denoisers: dict[tuple[int, int], Callable] = {}
+        self._denoiser: Callable | None = None
         self._tracing = threading.Lock()
 
-    def denoiser(self, batch: int, frames: int) -> Callable:
+    def denoiser(self) -> Callable:
         """``model.denoise`` (x, t, audio, context, controls: ``Conditions``' fields) traced by
-        TorchScript for ``batch`` rows of ``frames`` frames, once per shape (about 0.07 s).
-        The same numbers bit for bit, and it runs without holding Python's lock: the streaming
-        engine's motion thread and the renderer took turns at it, each 35-40% slower side by
-        side (1-thread window 98 -> 136 ms, frame 27 -> 37 ms); traced, neither slows down.
-        Call it under ``torch.jit.optimized_execution(False)``: the JIT's optimising passes
-        cost 50-70 ms on the first calls and gained nothing here."""
+        TorchScript, once (about 0.08 s; it takes any batch and window length: the shapes
+        only flow through). The same numbers bit for bit, and it runs without holding
+        Python's lock: the streaming engine's motion thread and the renderer took turns at
+        it, each 35-40% slower side by side (1-thread window 98 -> 136 ms, frame 27 -> 37 ms);
+        traced, neither slows down. Call it under ``torch.jit.optimized_execution(False)``:
+        the JIT's optimising passes cost 50-70 ms on the first calls and gained nothing here."""
         import warnings
 
         import torch
@@ -154,19 +154,17 @@ class MotionGenerator:
             def forward(self, x, t, audio, context, controls):
                 return self.model.denoise(x, t, Conditions(audio=audio, context=context, controls=controls))
 
-        key = (batch, frames)
         with self._tracing:
-            if key not in self._denoisers:
-                cfg, dev = self.model.config, self.device
-                example = (torch.zeros(batch, frames, cfg.motion_dim, device=dev),
-                           torch.full((batch,), 0.5, device=dev),
-                           torch.zeros(batch, frames, cfg.width, device=dev),
-                           torch.zeros(batch, cfg.context, cfg.width, device=dev),
-                           torch.zeros(batch, cfg.width, device=dev))
+            if self._denoiser is None:
+                cfg, dev, b, w = self.model.config, self.device, 3, self.model.config.window
+                example = (torch.zeros(b, w, cfg.motion_dim, device=dev), torch.full((b,), 0.5, device=dev),
+                           torch.zeros(b, w, cfg.width, device=dev),
+                           torch.zeros(b, cfg.context, cfg.width, device=dev),
+                           torch.zeros(b, cfg.width, device=dev))
                 with warnings.catch_warnings(), torch.no_grad(), torch.jit.optimized_execution(False):
-                    warnings.simplefilter("ignore")  # TracerWarning: the shapes are fixed here
-                    self._denoisers[key] = torch.jit.trace(Denoise(self.model), example, check_trace=False)
-            return self._denoisers[key]
+                    warnings.simplefilter("ignore")  # TracerWarning: len() of a constant kernel
+                    self._denoiser = torch.jit.trace(Denoise(self.model), example, check_trace=False)
+            return self._denoiser
 
     @classmethod
     def load(cls, folder: Path, device: str = "cpu") -> MotionGenerator:
@@ -284,7 +282,7 @@ class WindowSampler:
                                          keep_context=keep_context, keep_controls=self.keep_controls,
                                          **self.conditions)
 
-        traced = self._owner.denoiser(b, w)
+        traced = self._owner.denoiser()
         parts = (conditions.audio, conditions.context, conditions.controls)
 
         def denoise(x: torch.Tensor, t: float) -> torch.Tensor:

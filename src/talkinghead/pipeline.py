@@ -176,6 +176,7 @@ def prepare(photo: Path, config: RenderConfig, *, progress: Progress | None = No
         from talkinghead.generator import MotionGenerator
 
         generators[config.weights] = MotionGenerator.load(config.weights, device)
+        generators[config.weights].denoiser()  # traced now, not when the first window waits for it
     mouth_net = None  # the procedural painter
     if config.mouth_weights is not None:
         from talkinghead.renderer.mouthnet import load_mouth_net
