@@ -64,6 +64,25 @@ def test_features_as_audio_arrives_equal_the_whole_clips(clip):
         np.testing.assert_array_equal(got[:-1], getattr(whole, name)[:-1])
 
 
+def test_provisional_features_take_the_audio_past_their_limit_as_silence(clip):
+    limit = 8 * 640 + 123
+    stream = FeatureStream(25.0)
+    stream.push(clip.samples[: 16_000])
+    stream.analyse(5)
+    early = stream.provisional(9, limit)
+    assert stream.done == 5  # it does not move on
+    silent = FeatureStream(25.0)
+    silent.push(np.concatenate([clip.samples[:limit], np.zeros(16_000 - limit, np.float32)]))
+    silent.analyse(5)
+    for name, values in silent.analyse(9).items():
+        np.testing.assert_array_equal(early[name], values)
+    # frames whose windows lie inside the limit come out as they will for good
+    final = stream.available(limit)
+    assert final == 7  # frame 7's last pitch window reaches 5280
+    for name, values in stream.analyse(9).items():
+        np.testing.assert_array_equal(early[name][: final - 5], values[: final - 5])
+
+
 def test_motion_does_not_depend_on_how_the_audio_is_cut(clip, generator):
     samples = clip.samples[: 16_000 * 2]
     at_once = streamed_motion(generator, samples, [samples], gaze=(5.0, 0.0))
@@ -96,6 +115,12 @@ def test_motion_comes_while_the_audio_arrives_and_windows_join_without_seams(cli
     made.extend(part.to_array() for part in stream.finish())
     motion = np.concatenate(made)
     assert first is not None and first <= timing.window + 1  # frames of audio, about 0.3 s
+    # the first window runs as soon as its last frame's audio is in (its pitch window's last
+    # 20 ms are taken as silence until the next window)
+    exact = MotionStream(generator, neutral_source(), Controls(), fps=25.0, seed=0, timing=timing)
+    assert not exact.push(clip.samples[: timing.window * frame - 1])
+    last = clip.samples[timing.window * frame - 1 : timing.window * frame]
+    assert sum(part.n_frames for part in exact.push(last))
     # head pose: no larger frame-to-frame jumps where windows join than inside them
     jumps = np.abs(np.diff(motion[:, :3], 2, axis=0)).sum(axis=1)
     at_joins = np.zeros(len(jumps), bool)

@@ -268,14 +268,16 @@ class FeatureStream:
         owner = np.floor(j * HOP / self.sample_rate * self.fps).astype(np.int64)
         return j[(owner >= first) & (owner < end)]
 
-    def available(self) -> int:
-        """Frames whose every window lies inside the audio received so far."""
-        if self.finished:
+    def available(self, received: int | None = None) -> int:
+        """Frames whose every window lies inside the audio received so far (or inside the
+        first ``received`` samples)."""
+        if self.finished and received is None:
             return frame_count(self.received / self.sample_rate, self.fps)
-        n = int(self.received / self.sample_rate * self.fps) + 1
+        received = self.received if received is None else min(received, self.received)
+        n = int(received / self.sample_rate * self.fps) + 1
         while n > self.done:
             last = self._windows(n - 1, n)
-            if len(last) and last[-1] * HOP + PITCH_WINDOW // 2 <= self.received:
+            if len(last) and last[-1] * HOP + PITCH_WINDOW // 2 <= received:
                 return n
             n -= 1
         return self.done
@@ -283,7 +285,22 @@ class FeatureStream:
     def analyse(self, upto: int) -> dict[str, np.ndarray]:
         """Features of frames [done, upto): mel (n, 80), energy, speech_energy, centroid,
         pitch, voicing (n,), as in ``AudioFeatures``."""
-        first, upto = self.done, max(upto, self.done)
+        upto = max(upto, self.done)
+        features = self._features(self.done, upto)
+        self.done = upto
+        keep_from = (int(self._windows(upto, upto + 1)[0]) * HOP - PITCH_WINDOW // 2 if not self.finished
+                     else self._base)
+        if keep_from > self._base:
+            self._buffer = self._buffer[keep_from - self._base :]
+            self._base = keep_from
+        return features
+
+    def provisional(self, upto: int, limit: int) -> dict[str, np.ndarray]:
+        """``analyse``'s features of frames [done, upto), the audio past sample ``limit`` taken
+        as silence, without moving on: the frames are analysed again once their audio is in."""
+        return self._features(self.done, max(upto, self.done), limit)
+
+    def _features(self, first: int, upto: int, limit: int | None = None) -> dict[str, np.ndarray]:
         j = self._windows(first, upto)
         n = upto - first
         if len(j) == 0:
@@ -294,6 +311,8 @@ class FeatureStream:
         start = int(j[0]) * HOP - half  # absolute sample index of the span's first sample
         span = np.zeros(int(j[-1] - j[0]) * HOP + PITCH_WINDOW)
         lo, hi = max(start, self._base), min(start + len(span), self._base + len(self._buffer))
+        if limit is not None:
+            hi = min(hi, limit)
         if hi > lo:
             span[lo - start : hi - start] = self._buffer[lo - self._base : hi - self._base]
         offsets = (j - j[0]) * HOP
@@ -312,11 +331,6 @@ class FeatureStream:
         per_frame = mean(np.column_stack([windows, voicing]))
         voiced = mean(np.column_stack([pitch, pitch > 0]))
         mean_pitch = np.where(voiced[:, 1] >= 0.5, voiced[:, 0] / np.maximum(voiced[:, 1], 1e-9), 0.0)
-        self.done = upto
-        keep_from = int(self._windows(upto, upto + 1)[0]) * HOP - half if not self.finished else start
-        if keep_from > self._base:
-            self._buffer = self._buffer[keep_from - self._base :]
-            self._base = keep_from
         return dict(mel=per_frame[:, :N_MELS].astype(np.float32),
                     energy=_db(per_frame[:, N_MELS]).astype(np.float32),
                     speech_energy=_db(per_frame[:, N_MELS + 1]).astype(np.float32),

@@ -145,6 +145,7 @@ class MotionStream:
         self._sampler = WindowSampler(generator, controls, seed=seed, options=options,
                                       mouth_guidance=timing.mouth_guidance)
         self._pending: dict[str, np.ndarray] | None = None  # features from _pending_from
+        self._provisional: dict[str, np.ndarray] | None = None  # frames after those, this tick only
         self._unheard = np.zeros(0, np.float32)  # samples not yet fed to the phone decoder
         self._heard = 0  # samples fed to the phone decoder
         self.committed = 0  # frames at the generator's rate
@@ -176,10 +177,10 @@ class MotionStream:
         self._features.push(samples)
         self._unheard = np.concatenate([self._unheard, samples.astype(np.float32)])
         made = []
-        while self._features.available() >= self.committed + self.timing.window:
+        while self._features.received >= self._end_of(self.committed + self.timing.window):
             upto = self.committed + self.timing.window
-            self._analyse(upto)
-            self._hear(round(upto / self.rate * SAMPLE_RATE) - self._heard, last=False)
+            self._analyse(upto, final=False)
+            self._hear(self._end_of(upto) - self._heard, last=False)
             made.append(self._output(self._window(upto), final=False))
         return [m for m in made if m.n_frames]
 
@@ -188,7 +189,7 @@ class MotionStream:
         self._finished = True
         self._features.finish()
         total = self._features.available()
-        self._analyse(total)
+        self._analyse(total, final=True)
         self._hear(len(self._unheard), last=True)
         made = []
         while self.committed < total:
@@ -199,14 +200,26 @@ class MotionStream:
         return [m for m in made if m.n_frames]
 
     # 1-3: features, phones, levels.
-    def _analyse(self, upto: int) -> None:
-        if upto <= self._features.done:
-            return
+    def _end_of(self, frame: int) -> int:
+        """The sample where ``frame`` (at the generator's rate) ends."""
+        return round(frame / self.rate * SAMPLE_RATE)
+
+    def _analyse(self, upto: int, *, final: bool) -> None:
+        """Features up to frame ``upto``. Before the end, the frames whose analysis windows lie
+        inside the audio up to ``upto``'s end are final; the last one's pitch window reaches
+        20 ms past it, so that frame is analysed provisionally, the audio past the end taken
+        as silence, and again at the next tick. (Waiting for those 20 ms held every window
+        back by a whole chunk of 40 ms.) Which frames are final and what the provisional one
+        holds depend on ``upto`` alone, not on how much audio has come in."""
         clock = time.perf_counter()
-        new = self._features.analyse(upto)
-        self._levels.add(new)
-        self._pending = new if self._pending is None else {
-            k: np.concatenate([self._pending[k], v]) for k, v in new.items()}
+        end = None if final else self._end_of(upto)
+        settled = upto if final else self._features.available(end)
+        if settled > self._features.done:
+            new = self._features.analyse(settled)
+            self._levels.add(new)
+            self._pending = new if self._pending is None else {
+                k: np.concatenate([self._pending[k], v]) for k, v in new.items()}
+        self._provisional = None if end is None or settled >= upto else self._features.provisional(upto, end)
         self.seconds["audio"] += time.perf_counter() - clock
 
     def _hear(self, count: int, *, last: bool) -> None:
@@ -225,12 +238,14 @@ class MotionStream:
     # 4: one window; ``stride`` frames after the ``back`` it redraws are committed.
     def _window(self, upto: int) -> np.ndarray:
         assert self._pending is not None
+        heard = self._pending if self._provisional is None else {
+            k: np.concatenate([v, self._provisional[k]]) for k, v in self._pending.items()}
         timing, c = self.timing, self.committed
         first = max(0, c - timing.back)  # the window starts here: frames redrawn, not committed
         n = min(timing.window, upto - c)
         commit = min(timing.stride, n)
         pending = {k: v[first - self._pending_from : c + n - self._pending_from]
-                   for k, v in self._pending.items()}
+                   for k, v in heard.items()}
         clock = time.perf_counter()
         phones = self._phones.track(first, c + n - first, self.rate)
         self.seconds["phones"] += time.perf_counter() - clock
