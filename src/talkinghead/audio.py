@@ -241,7 +241,9 @@ class FeatureStream:
 
     ``push`` appends 16 kHz samples; ``analyse(upto)`` gives frames [``done``, upto) once
     their analysis windows lie inside the audio received (``available``), or all of them
-    after ``finish`` (the end zero-padded, as ``audio_features`` pads it). Memory stays flat:
+    after ``finish`` (the end zero-padded, as ``audio_features`` pads it); ``provisional``
+    analyses frames ahead of that, the audio past a given sample taken as silence, without
+    moving on (the streaming engine's last frame of a window). Memory stays flat:
     samples no window needs any more are dropped. Each frame averages the 10 ms windows whose
     centres fall inside it, as ``audio_features`` does (the last frame does not take the
     windows past the clip's end, so it can differ there)."""
