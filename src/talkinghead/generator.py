@@ -140,6 +140,12 @@ class MotionGenerator:
         it, each 35-40% slower side by side (1-thread window 98 -> 136 ms, frame 27 -> 37 ms);
         traced, neither slows down. Call it under ``torch.jit.optimized_execution(False)``:
         the JIT's optimising passes cost 50-70 ms on the first calls and gained nothing here."""
+        with self._tracing:
+            if self._denoiser is None:
+                self._denoiser = self._trace()
+            return self._denoiser
+
+    def _trace(self) -> Callable:
         import warnings
 
         import torch
@@ -154,17 +160,14 @@ class MotionGenerator:
             def forward(self, x, t, audio, context, controls):
                 return self.model.denoise(x, t, Conditions(audio=audio, context=context, controls=controls))
 
-        with self._tracing:
-            if self._denoiser is None:
-                cfg, dev, b, w = self.model.config, self.device, 3, self.model.config.window
-                example = (torch.zeros(b, w, cfg.motion_dim, device=dev), torch.full((b,), 0.5, device=dev),
-                           torch.zeros(b, w, cfg.width, device=dev),
-                           torch.zeros(b, cfg.context, cfg.width, device=dev),
-                           torch.zeros(b, cfg.width, device=dev))
-                with warnings.catch_warnings(), torch.no_grad(), torch.jit.optimized_execution(False):
-                    warnings.simplefilter("ignore")  # TracerWarning: len() of a constant kernel
-                    self._denoiser = torch.jit.trace(Denoise(self.model), example, check_trace=False)
-            return self._denoiser
+        cfg, dev, b, w = self.model.config, self.device, 3, self.model.config.window
+        example = (torch.zeros(b, w, cfg.motion_dim, device=dev), torch.full((b,), 0.5, device=dev),
+                   torch.zeros(b, w, cfg.width, device=dev),
+                   torch.zeros(b, cfg.context, cfg.width, device=dev),
+                   torch.zeros(b, cfg.width, device=dev))
+        with warnings.catch_warnings(), torch.no_grad(), torch.jit.optimized_execution(False):
+            warnings.simplefilter("ignore")  # TracerWarning: len() of a constant kernel
+            return torch.jit.trace(Denoise(self.model), example, check_trace=False)
 
     @classmethod
     def load(cls, folder: Path, device: str = "cpu") -> MotionGenerator:
