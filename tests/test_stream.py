@@ -121,6 +121,10 @@ def test_motion_comes_while_the_audio_arrives_and_windows_join_without_seams(cli
     assert not exact.push(clip.samples[: timing.window * frame - 1])
     last = clip.samples[timing.window * frame - 1 : timing.window * frame]
     assert sum(part.n_frames for part in exact.push(last))
+    # audio that ends on a window's edge leaves the phone decoder nothing more to hear
+    assert sum(part.n_frames for part in exact.finish()) == timing.window - timing.stride
+    edge = (timing.window + timing.stride) * frame
+    assert len(streamed_motion(generator, clip.samples[:edge], [clip.samples[:edge]])) == edge // frame
     # head pose: no larger frame-to-frame jumps where windows join than inside them
     jumps = np.abs(np.diff(motion[:, :3], 2, axis=0)).sum(axis=1)
     at_joins = np.zeros(len(jumps), bool)

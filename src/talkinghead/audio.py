@@ -361,7 +361,8 @@ class PhoneStream:
         """Feed 16 kHz samples. ``pause``: the audio just fed ends in a pause (an utterance
         may end here); ``last``: no more audio comes."""
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
-        self._decoder.process_raw(pcm.tobytes(), full_utt=False)
+        if len(pcm):  # pocketsphinx refuses an empty buffer (a stream ending on a window's edge)
+            self._decoder.process_raw(pcm.tobytes(), full_utt=False)
         self._utterance_samples += len(pcm)
         seconds = self._utterance_samples / SAMPLE_RATE
         if last or seconds >= PHONE_UTTERANCE[1] or (pause and seconds >= PHONE_UTTERANCE[0]):
