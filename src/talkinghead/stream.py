@@ -59,7 +59,7 @@ HEAD_ANCHOR_FRAMES = 100
 class StreamTiming:
     """When the engine commits motion, in frames at the generator's rate.
 
-    A window is ``back + stride + lookahead + pad`` frames long (25), and its cost grows with
+    A window is ``back + stride + lookahead + pad`` frames long (26), and its cost grows with
     that. Measured on 8 realdata train clips (streamed motion against the whole-clip
     sampler's; 2026-12-03): back 12 and pad 6 instead of 20 and 12 sample 40% fewer frames
     with no loss (jaw-loudness correlation 0.66 vs 0.65, head acceleration 0.26 vs 0.29
