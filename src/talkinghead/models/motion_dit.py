@@ -3,7 +3,9 @@
 Given noisy motion for a window, its noise level, the window's audio features, the K frames of
 motion before the window and the controls (gaze, head distance, emotion), it predicts the clean
 motion of the window. Conditions can be switched off one by one (``keep_*`` flags, learned null
-embeddings in their place), which is what classifier-free guidance needs.
+embeddings in their place), which is what classifier-free guidance needs. ``forward`` is
+``condition`` (the audio, context and controls embedded: the same for every sampler step of a
+window) followed by ``denoise`` (the rest), so that a sampler embeds them once per window.
 
 Dimensions: B batch, W window frames, K context frames, D motion channels, A audio features,
 C width. Motion is normalised by the buffers ``motion_mean`` and ``motion_std`` (set from the
