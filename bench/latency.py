@@ -5,7 +5,9 @@
 
 For each audio length (the example speech repeated to length):
 - cold CLI: ``talkinghead render PHOTO AUDIO -o -`` from a fresh process, seconds until the
-  first bytes and until the first fragment with frames (``moof``) reach its stdout;
+  first bytes and until the first fragment with frames (``moof``) reach its stdout: the median
+  of ``--cold-runs`` starts per length (and their range), run before anything else, the lengths
+  in turn;
 - warm Avatar: seconds from the first chunk to the first frame, when the first chunk holds
   0.5 s of audio (compute-bound) and when 40 ms chunks come at real-time speed;
 - lag with real-time input: chunks pushed into a queue on the wall clock by a feeder
@@ -142,6 +144,7 @@ def main() -> None:
     parser.add_argument("--paced", type=float, default=20.0, help="seconds fed at real-time speed")
     parser.add_argument("--chunk-ms", type=float, default=40.0)
     parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument("--cold-runs", type=int, default=3, help="cold starts per length (median kept)")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "latency.json")
     args = parser.parse_args()
     env = dict(os.environ)
@@ -153,6 +156,12 @@ def main() -> None:
     results: dict = {"load_average": os.getloadavg(), "threads": args.threads, "size": args.size}
     with tempfile.TemporaryDirectory() as scratch:
         clips = {s: clip_of(s, args.audio, Path(scratch)) for s in args.seconds}
+        # Cold starts first, the lengths taken in turn, so that no length meets a machine
+        # warmed (or loaded) by the others' warm runs.
+        colds: dict[float, list[dict]] = {s: [] for s in clips}
+        for _ in range(0 if args.skip_cold else args.cold_runs):
+            for seconds, path in clips.items():
+                colds[seconds].append(cold_cli(args.photo, path, args.size, env))
         started = time.perf_counter()
         avatar = talkinghead.Avatar.from_photo(args.photo, size=args.size)
         results["setup_s"] = time.perf_counter() - started
@@ -162,7 +171,11 @@ def main() -> None:
                                           for k, v in made.stage_seconds.items()}
         results["offline_fps"] = made.render_fps
         for seconds, path in clips.items():
-            row = {} if args.skip_cold else cold_cli(args.photo, path, args.size, env)
+            row = {}
+            for key in ("first_bytes", "first_fragment") if colds[seconds] else ():
+                values = [run[f"{key}_s"] for run in colds[seconds]]
+                row[f"{key}_s"] = float(np.median(values))
+                row[f"{key}_range_s"] = [min(values), max(values)]
             samples, _ = sf.read(path, dtype="float32")
             row.update(warm(avatar, samples, args.chunk_ms, args.paced))
             results[f"{seconds:g}s"] = row
