@@ -1,7 +1,7 @@
 """Online latency: how soon frames come, and how far they trail audio fed at real-time speed.
 
     python bench/latency.py [--photo P] [--audio A] [--size 512] [--threads N] [--seconds 10 600]
-                            [--paced 20] [--chunk-ms 40] [--out out/latency.json]
+                            [--paced 20] [--chunk-ms 40] [--cold-runs 3] [--out out/latency.json]
 
 For each audio length (the example speech repeated to length):
 - cold CLI: ``talkinghead render PHOTO AUDIO -o -`` from a fresh process, seconds until the
