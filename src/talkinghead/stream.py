@@ -35,7 +35,7 @@ from talkinghead.audio import SAMPLE_RATE, AudioFeatures, FeatureStream, PhoneSt
 from talkinghead.config import SampleOptions
 from talkinghead.controls import Controls, apply_controls
 from talkinghead.errors import InputError
-from talkinghead.generator import AudioLevels, WindowSampler, around_source, audio_conditioning
+from talkinghead.generator import HEAD, AudioLevels, WindowSampler, around_source, audio_conditioning
 from talkinghead.load import check_finite
 from talkinghead.motion import SPEECH_RANGE_DB
 from talkinghead.motionspace import POSE_NAMES, MotionSequence
@@ -278,7 +278,7 @@ class MotionStream:
         # The mean taken is of the frames as drawn (before the hold), as the whole-clip sampler
         # takes its clip's: of the frames after it, the hold met only half the network's pull.
         self._anchor = np.concatenate([self._anchor, window])[-HEAD_ANCHOR_FRAMES:]
-        head = [0, 1, 2] if timing.hold_head else []  # yaw, pitch, roll
+        head = list(HEAD) if timing.hold_head else []
         for held, span in ((self._gaze, GAZE_ANCHOR_FRAMES), (head, HEAD_ANCHOR_FRAMES)):
             window[:, held] -= self._anchor[-span:, held].mean(axis=0)
         self.committed = c = c + commit
