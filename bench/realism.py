@@ -177,7 +177,7 @@ def retargeted_sheet(videos: list[Path], portrait: Path, spec: str, work: Path, 
             if label == "real":
                 reenact(portrait, video, path, RenderConfig(device="cpu", size=256, seed=0), force=True)
             else:
-                make_render(spec, portrait, video, path, 256)
+                make_render(spec, portrait, video, path, 256, seed=0)
             capture = cv2.VideoCapture(str(path))
             tiles = []
             for k in range(round(seconds / step) + 1):
