@@ -150,7 +150,6 @@ class MotionStream:
         self._heard = 0  # samples fed to the phone decoder
         self.committed = 0  # frames at the generator's rate
         self._history = np.zeros((0, generator.model.config.motion_dim), np.float32)  # committed
-        self._gaze = list(GAZE)
         self._anchor = np.zeros((0, generator.model.config.motion_dim), np.float32)  # last drawn
         self._made = np.zeros((0, generator.model.config.motion_dim))  # frames [_made_from, committed)
         self._made_from = 0
@@ -279,7 +278,7 @@ class MotionStream:
         # takes its clip's: of the frames after it, the hold met only half the network's pull.
         self._anchor = np.concatenate([self._anchor, window])[-HEAD_ANCHOR_FRAMES:]
         head = list(HEAD) if timing.hold_head else []
-        for held, span in ((self._gaze, GAZE_ANCHOR_FRAMES), (head, HEAD_ANCHOR_FRAMES)):
+        for held, span in ((GAZE, GAZE_ANCHOR_FRAMES), (head, HEAD_ANCHOR_FRAMES)):
             window[:, held] -= self._anchor[-span:, held].mean(axis=0)
         self.committed = c = c + commit
         self._history = np.concatenate([self._history, window])[-(timing.back + k) :]
