@@ -3,10 +3,9 @@ audio of real videos against those videos' own motion, in the motion space (no r
 
     python bench/spread.py [--weights weights] [--realdata ../shared/realdata] [--split train]
                            [--cache out/video-cache] [--steps 8,16,32] [--eta 0,1] [--cfg 1,1.5]
-                           [--draws 1] [--lid-eta 0]
+                           [--draws 1]
 
-For each sampler setting (steps x eta x audio guidance x the eyelids' share of eta,
-``generator.LID_ETA``), the median over the split's videos of
+For each sampler setting (steps x eta x audio guidance), the median over the split's videos of
 the ratio sampled / real of: yaw, pitch, roll sd, rotation per frame, jaw sd, gaze yaw and
 pitch sd, blinks per minute and blink length (at half closure; over the videos that blink),
 and the lip lag
@@ -27,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead import generator as generator_module
 from talkinghead.controls import Controls
 from talkinghead.generator import MotionGenerator, SampleOptions
 from talkinghead.motionstats import clip_statistics
@@ -51,8 +49,6 @@ def main() -> None:
     parser.add_argument("--steps", default="8,16,32")
     parser.add_argument("--eta", default="0,1")
     parser.add_argument("--cfg", default="1.5")
-    parser.add_argument("--lid-eta", default=str(generator_module.LID_ETA),
-                        help="the eyelids' share of eta, comma-separated")
     parser.add_argument("--draws", type=int, default=1, help="noise draws per video")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
@@ -67,12 +63,10 @@ def main() -> None:
     print(f"{len(clips)} {args.split} videos; ratios sampled / real (median), lag difference ms",
           flush=True)
     header = "".join(f"{k:>16s}" for k in KEYS)
-    print(f"{'steps':>5s} {'eta':>4s} {'cfg':>4s} {'lids':>4s}{header}{'lag diff':>10s}")
-    floats = lambda text: [float(x) for x in text.split(",")]  # noqa: E731
-    grid = itertools.product([int(s) for s in args.steps.split(",")], floats(args.eta), floats(args.cfg),
-                             floats(args.lid_eta))
-    for steps, eta, cfg, lid_eta in grid:
-        generator_module.LID_ETA = lid_eta
+    print(f"{'steps':>5s} {'eta':>4s} {'cfg':>4s}{header}{'lag diff':>10s}")
+    grid = itertools.product([int(s) for s in args.steps.split(",")], [float(e) for e in args.eta.split(",")],
+                             [float(c) for c in args.cfg.split(",")])
+    for steps, eta, cfg in grid:
         options = SampleOptions(steps=steps, eta=eta, cfg_audio=cfg)
         ratios, lags = {k: [] for k in KEYS}, []
         for i, ((_, audio), truth) in enumerate(zip(clips, real, strict=True)):
@@ -85,9 +79,8 @@ def main() -> None:
                     ratios[k].append(stats[k] / truth[k])
             if stats["lip_lag_ms"] is not None and truth["lip_lag_ms"] is not None:
                 lags.append(stats["lip_lag_ms"] - truth["lip_lag_ms"])
-        print(f"{steps:5d} {eta:4.1f} {cfg:4.1f} {lid_eta:4.1f}"
-              + "".join(f"{np.median(ratios[k]):16.3f}" for k in KEYS) + f"{np.median(lags):10.1f}",
-              flush=True)
+        print(f"{steps:5d} {eta:4.1f} {cfg:4.1f}" + "".join(f"{np.median(ratios[k]):16.3f}" for k in KEYS)
+              + f"{np.median(lags):10.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ MANIFEST_FILE = "MANIFEST.json"
 REPLACED = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthLowerDownLeft", "mouthLowerDownRight")
 HEAD = (0, 1, 2)  # yaw, pitch, roll in POSE_NAMES
 MOUTH = tuple(i for i, name in enumerate(MOTION_NAMES) if name.startswith(("jaw", "mouth")))  # lips and jaw
-LID_ETA = 1.0  # the eyelids' fresh noise per sampler step, as a share of the rest's (``SampleOptions.eta``)
 
 
 def phone_indices(phones: np.ndarray) -> np.ndarray:
@@ -263,11 +262,6 @@ class WindowSampler:
             w_audio = torch.full((generator.model.config.motion_dim,), options.cfg_audio, device=dev)
             w_audio[list(MOUTH)] = 1.0 + mouth_guidance * (options.cfg_audio - 1.0)
             self.w_audio = w_audio
-        self.eta: float | torch.Tensor = options.eta
-        if options.eta > 0 and LID_ETA != 1.0:
-            eta = torch.full((generator.model.config.motion_dim,), options.eta, device=dev)
-            eta[list(BLINK)] = LID_ETA * options.eta
-            self.eta = eta
 
     def window(self, audio: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None,
                step_noise: np.ndarray | None = None) -> np.ndarray:
@@ -317,7 +311,7 @@ class WindowSampler:
             fresh = None if step_noise is None else (
                 torch.from_numpy(np.ascontiguousarray(step_noise, np.float32))[:, None].to(dev))
             with torch.jit.optimized_execution(False):  # see MotionGenerator.denoiser
-                chunk = sample_ddim(denoise, noise_t, self.ts, eta=self.eta,
+                chunk = sample_ddim(denoise, noise_t, self.ts, eta=self.options.eta,
                                     generator=self.generator, step_noise=fresh)
         finally:
             torch.set_num_threads(threads)
