@@ -15,6 +15,7 @@ from talkinghead.limits import OptionError
 from talkinghead.models import facemesh as fm
 from talkinghead.motionspace import MotionSequence, expression_index
 from talkinghead.mouthtrain import (
+    MouthCritic,
     MouthPairs,
     MouthTrainConfig,
     crops_of,
@@ -137,6 +138,51 @@ def test_training_lowers_the_loss_and_the_weights_round_trip(tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(InputError, match="do not match"):
         mn.load_mouth_net(tmp_path)
+
+
+def test_the_critic_learns_to_tell_a_blurred_mouth_from_a_sharp_one():
+    """The adversarial term's point: a pixel loss is content with a blurred average where the
+    teeth may or may not show; the critic is not."""
+    from talkinghead.mouthtrain import _least_squares, _patch_weights
+
+    torch.manual_seed(0)
+    clip = _toy_clips(1, 40)[0]
+    real = torch.as_tensor(clip.real).permute(0, 3, 1, 2).float() / 255.0
+    mask = torch.as_tensor(clip.masks)[:, None].float() / 255.0
+    blurred = real + mask * (torch.nn.functional.avg_pool2d(real, 9, stride=1, padding=4) - real)
+    weights = _patch_weights(mask)
+    far = torch.zeros_like(mask)
+    far[..., :, :4] = 1.0
+    assert float(_patch_weights(far).sum()) > 0 and float((_patch_weights(far) * weights).sum()) == 0
+    critic = MouthCritic(width=16)
+    optimiser = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    for _ in range(60):
+        loss = (_least_squares(critic(real, mask), 1.0, weights)
+                + _least_squares(critic(blurred, mask), 0.0, weights))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    critic.eval()
+    with torch.no_grad():
+        sharp_score = float((critic(real, mask) * weights).sum() / weights.sum())
+        blur_score = float((critic(blurred, mask) * weights).sum() / weights.sum())
+    assert sharp_score > 0.7 and blur_score < 0.3
+
+
+def test_training_with_the_critic_changes_the_network_from_its_start_on_only():
+    base = MouthTrainConfig(steps=40, batch_size=8, width=8, threads=1)
+    plain, plain_history = fit_mouth_net(_toy_clips(), base)
+    config = MouthTrainConfig(**{**base.__dict__, "adversarial_weight": 0.5, "adversarial_start": 0.5})
+    judged, history = fit_mouth_net(_toy_clips(), config)
+    assert "critic" not in plain_history[-1] and history[-1]["critic"] > 0 and history[-1]["verdict"] > 0
+    x = torch.rand(2, 8, mn.CROP_H, mn.CROP_W)
+    with torch.no_grad():
+        assert not torch.allclose(plain(x), judged(x))
+    # Until the critic's start the two train alike: the critic alone draws nothing from the
+    # network's random streams.
+    late = fit_mouth_net(_toy_clips(), MouthTrainConfig(**{**config.__dict__, "adversarial_start": 1.0}))[0]
+    with torch.no_grad():
+        torch.testing.assert_close(late(x), plain(x))
 
 
 def test_crops_of_a_frame_and_its_mesh(encoded, renderer):

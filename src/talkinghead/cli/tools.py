@@ -173,6 +173,9 @@ def train_mouth_command(
     steps: Annotated[int, typer.Option(help="Optimiser steps.", min=1)] = 3000,
     batch_size: Annotated[int, typer.Option(help="Frame pairs per step.", min=1)] = 24,
     lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0)] = 2e-3,
+    adversarial_weight: Annotated[float, typer.Option(
+        help="Weight of the patch critic's verdict against the pixel loss (0: pixel loss only).",
+        min=0)] = 0.0,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads.", min=1)] = 2,
     debug: DebugOption = False,
@@ -187,7 +190,8 @@ def train_mouth_command(
         from talkinghead.mouthtrain import MouthTrainConfig, train_mouth
         from talkinghead.train import video_files
 
-        config = MouthTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+        config = MouthTrainConfig(steps=steps, batch_size=batch_size, lr=lr,
+                                  adversarial_weight=adversarial_weight, seed=seed, threads=threads)
         bars = rp.Progress(rp.TextColumn("{task.description:<22}"), rp.BarColumn(), rp.MofNCompleteColumn(),
                            rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), console=Console(stderr=True))
         tasks: dict[str, rp.TaskID] = {}
