@@ -252,6 +252,41 @@ def test_gaze_moves_the_irises_and_the_upper_lids_follow_a_vertical_look(encoded
         np.testing.assert_array_equal(frame[far > 0.2 * iod], base[far > 0.2 * iod])
 
 
+def test_a_look_down_never_shuts_an_eye_the_tracker_reads_narrow(portrait, face, monkeypatch):
+    """The far eye of a turned head can read nearly shut (0.9) while it shows open: a look down
+    moved its lid by the iris's shift in pixels, most of its narrow mesh opening, and shut it
+    (one eye closed). Each lid now closes at most LID_FOLLOW_MAX_CLOSING of its opening."""
+    import dataclasses
+
+    from talkinghead.encode import encode
+    from talkinghead.renderer import MeshWarpRenderer
+    from talkinghead.renderer import field as field_module
+
+    landmarks = face.landmarks.copy()  # the tracker's reading of the left eye: narrow
+    upper, lower = list(fm.LEFT_EYE_UPPER[1:-1]), list(fm.LEFT_EYE_LOWER[1:-1])
+    landmarks[upper, 1] += 0.9 * (landmarks[lower, 1].mean() - landmarks[upper, 1].mean())
+    appearance, source = encode(portrait, dataclasses.replace(face, landmarks=landmarks), size=256)
+    assert source.expression[0, expression_index("eyeBlinkLeft")] > 0.7
+    looks = MotionSequence(25.0, *(np.concatenate([getattr(m, k) for m in (
+        source, _motion(source, gaze=(0.0, -12.0)))]) for k in ("pose", "expression", "gaze")))
+
+    def closed_share(limit: float) -> dict[str, float]:
+        monkeypatch.setattr(field_module, "LID_FOLLOW_MAX_CLOSING", limit)
+        mesh = MeshWarpRenderer(appearance, source).mesh(looks).numpy()
+        shares = {}
+        for side, up, lo in (("left", fm.LEFT_EYE_UPPER, fm.LEFT_EYE_LOWER),
+                             ("right", fm.RIGHT_EYE_UPPER, fm.RIGHT_EYE_LOWER)):
+            gap = mesh[:, list(lo[2:-2]), 1].mean(axis=1) - mesh[:, list(up[2:-2]), 1].mean(axis=1)
+            shares[side] = float(1.0 - gap[1] / gap[0])
+        return shares
+
+    limit = field_module.LID_FOLLOW_MAX_CLOSING
+    bounded, unbounded = closed_share(limit), closed_share(np.inf)
+    assert unbounded["left"] > 0.6  # shut, or nearly, by the look alone
+    assert bounded["left"] < 1.2 * limit
+    assert 0.1 < bounded["right"] < 1.2 * limit  # the other eye follows
+
+
 def test_below_the_jaw_only_the_neck_turns_with_the_head(encoded, renderer):
     """A head roll moves the chin, but not the collar or shoulders beside the neck."""
     appearance, source = encoded

@@ -45,6 +45,11 @@ SEAM_OPEN = 0.02  # the lips' seam, rasterized this far open each way (inter-ocu
 # it in eyeBlink (lids read 0.025 more closed per degree the gaze reads lower, realdata median;
 # about a third of the eyeball's share once both are drawn through their curves).
 LID_FOLLOW = 0.7
+# The most of an eye's opening a look down closes by itself. Real talkers' looks (within about
+# +-3 degrees as the tracker reads them) narrow the eye by a quarter at most; and where the
+# tracker reads the photo's eye as narrower than it shows (the far eye of a turned head reads
+# 0.9 closed), the lid moved by the iris's shift in pixels would shut it: one eye closed.
+LID_FOLLOW_MAX_CLOSING = 0.3
 
 
 def extend_smoothly(values: np.ndarray, known: np.ndarray, near: float, far: float) -> np.ndarray:
@@ -231,7 +236,8 @@ class WarpField:
         # How much of each lid's coefficient moves its lid by the iris's shift: half the eye's
         # width times the sine of the look, against the lid's travel per unit (``build_rig``:
         # 1.1 of the open gap over the drawn remaining travel for eyeBlink, a quarter of it
-        # over the remaining travel for eyeWide).
+        # over the remaining travel for eyeWide; a share k of the opening closed: k times the
+        # drawn remaining travel over 1.1).
         self._source_gaze = source.gaze[0].astype(np.float64)
         drawn = self._source_drawn.numpy()
         self._lid_follow = []
@@ -243,7 +249,8 @@ class WarpField:
             drawn_travel = max(1.0 - float(drawn[blink]), 0.05)
             raw_travel = max(1.0 - float(source.expression[0, blink]), 0.05)
             self._lid_follow.append((blink, wide, half * drawn_travel / (1.1 * gap),
-                                     half * raw_travel / (0.25 * gap)))
+                                     half * raw_travel / (0.25 * gap),
+                                     LID_FOLLOW_MAX_CLOSING * drawn_travel / 1.1))
 
     def pose_transform(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rotation change (B, 3, 3), scale change (B,) and shift (B, 3) from the source pose."""
@@ -272,11 +279,12 @@ class WarpField:
         """(B, E) coefficient changes that move each upper lid with the iris's drawn vertical
         shift (``eyes.drawn_gaze``): a real upper lid rides on the eyeball, so a look down
         lowers it with the iris (eyeBlink) and a look up lifts it (eyeWide), by LID_FOLLOW of
-        the iris's shift; still lids over a moving iris read as a stare or rolled-up eyes."""
+        the iris's shift (a look down closing at most LID_FOLLOW_MAX_CLOSING of the eye's
+        opening); still lids over a moving iris read as a stare or rolled-up eyes."""
         shift = LID_FOLLOW * drawn_sines(gaze, self._source_gaze)[:, 1]
         out = np.zeros((len(shift), self.rig.shape[0]))
-        for blink, wide, per_sine_down, per_sine_up in self._lid_follow:
-            out[:, blink] = per_sine_down * np.clip(-shift, 0.0, None)
+        for blink, wide, per_sine_down, per_sine_up, most_down in self._lid_follow:
+            out[:, blink] = np.minimum(per_sine_down * np.clip(-shift, 0.0, None), most_down)
             out[:, wide] = per_sine_up * np.clip(shift, 0.0, None)
         return torch.as_tensor(out, dtype=self.rig.dtype, device=self.rig.device)
 
