@@ -225,11 +225,16 @@ def _augment(images: list[torch.Tensor], rng: np.random.Generator) -> list[torch
     return out
 
 
+def _loss_region(mask: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) the render's opening grown by two crop pixels: where the losses look."""
+    return F.max_pool2d((mask > 0.02).float(), 5, stride=1, padding=2)
+
+
 def mouth_loss(pred: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, gradient_weight: float
                ) -> torch.Tensor:
     """L1 of colours and of their horizontal and vertical differences over the opening grown
     by two crop pixels."""
-    region = F.max_pool2d((mask > 0.02).float(), 5, stride=1, padding=2)
+    region = _loss_region(mask)
     total = region.sum().clamp_min(1.0)
     loss = ((pred - real).abs() * region).sum() / (3 * total)
     for dim in (2, 3):
@@ -260,7 +265,7 @@ class MouthCritic(nn.Module):
 def _patch_weights(mask: torch.Tensor) -> torch.Tensor:
     """(B, 1, H/4, W/4) the share of each critic patch's cell in the opening grown by two crop
     pixels: patches away from the mouth do not count."""
-    return F.avg_pool2d(F.max_pool2d((mask > 0.02).float(), 5, stride=1, padding=2), 4)
+    return F.avg_pool2d(_loss_region(mask), 4)
 
 
 def _least_squares(scores: torch.Tensor, target: float, weights: torch.Tensor) -> torch.Tensor:
